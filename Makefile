@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench lab clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-deps: requirements.txt | $(BIN)/python
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(PIP) -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-deps
+
+demo: $(VENV)/.runtime-deps
+	$(BIN)/python run_pipeline.py pipeline run --path-yml examples/deployment_metadata.draft.yml
+
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-deps
+	$(BIN)/python bench/run_all.py
+
+lab: $(VENV)/.runtime-deps
+	$(PIP) -r requirements-lab.txt
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The papermill runner: executed copies, the run index, secrets, failures and timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import nbformat
+import pytest
+
+from pipeline_utils.notebooks import get_run, list_runs, read_scraps, run_notebook
+
+
+def make_notebook(path, *sources, parameters="x = 1"):
+    cells = [nbformat.v4.new_code_cell(parameters)]
+    cells[0].metadata["tags"] = ["parameters"]
+    cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_executed_copy_run_index_and_scraps(tmp_path, mlops_home):
+    source = make_notebook(tmp_path / "double.ipynb", "import scrapbook as sb\nsb.glue('doubled', x * 2)")
+    result = run_notebook(source, {"x": 21})
+    assert result.ok and result.output_path == mlops_home / "runs" / result.run_id / "double.ipynb"
+    executed = nbformat.read(result.output_path, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert read_scraps(result.output_path) == {"doubled": 42}
+    run = get_run(result.run_id)
+    assert run.status == "succeeded" and run.parameters == {"x": 21} and run.duration_s > 0
+    assert [nb.notebook for nb in run.notebooks] == ["double.ipynb"]
+    assert list_runs()[0].id == result.run_id
+
+
+def test_run_ids_sort_by_time(tmp_path):
+    source = make_notebook(tmp_path / "n.ipynb", "pass")
+    first, second = run_notebook(source).run_id, run_notebook(source).run_id
+    assert first < second
+    assert [r.id for r in list_runs()] == [second, first]
+
+
+def test_secrets_reach_the_kernel_only_through_the_environment(tmp_path, mlops_home):
+    secret, custom = "s3cr3t-api-key-value", "custom-arg-value-99"
+    source = make_notebook(
+        tmp_path / "secret.ipynb",
+        "import os, scrapbook as sb\n"
+        "sb.glue('has_key', os.environ['CPD_API_KEY'] == 's3cr3t-api-key-value'[:0] + os.environ['CPD_API_KEY'])\n"
+        "sb.glue('key_length', len(os.environ['CPD_API_KEY']))\n"
+        "print('the key is', os.environ['CPD_API_KEY'], 'and', os.environ['TOKEN_X'])",
+        "raise RuntimeError('failed with ' + os.environ['TOKEN_X'])",
+    )
+    result = run_notebook(source, {"x": 2}, secrets={"CPD_API_KEY": secret, "TOKEN_X": custom})
+    assert not result.ok and "failed with ********" in result.error
+    assert result.scraps()["key_length"] == len(secret)
+    assert secret not in os.environ.get("CPD_API_KEY", "")
+    for path in mlops_home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret.encode() not in data and custom.encode() not in data, path
+
+
+def test_a_secret_passed_as_a_parameter_is_refused(tmp_path):
+    source = make_notebook(tmp_path / "n.ipynb", "pass")
+    with pytest.raises(Exception, match="secret value was passed as a notebook parameter"):
+        run_notebook(source, {"x": "abc-secret"}, secrets={"KEY": "abc-secret"})
+
+
+def test_a_failing_notebook_keeps_its_copy_and_reports_one_line(tmp_path):
+    source = make_notebook(tmp_path / "fail.ipynb", "y = 1", "raise ValueError('bad input\\nsecond line')")
+    result = run_notebook(source)
+    assert result.status == "failed"
+    assert result.error == "fail.ipynb failed in cell 3: ValueError: bad input second line"
+    executed = nbformat.read(result.output_path, as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
+    assert get_run(result.run_id).status == "failed"
+
+
+def test_a_hanging_cell_ends_the_run_as_failed(tmp_path):
+    source = make_notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(120)")
+    result = run_notebook(source, cell_timeout=3)
+    assert result.status == "failed" and "timeout" in result.error.lower()
+    assert result.output_path.exists()
+
+
+def test_a_dying_kernel_ends_the_run_as_failed(tmp_path):
+    source = make_notebook(tmp_path / "die.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    result = run_notebook(source, cell_timeout=60)
+    assert result.status == "failed" and "die.ipynb failed" in result.error
+    assert get_run(result.run_id).status == "failed"
+
+
+def test_report_mode_hides_inputs(tmp_path):
+    source = make_notebook(tmp_path / "report.ipynb", "print('visible output')")
+    result = run_notebook(source, report_mode=True)
+    executed = nbformat.read(result.output_path, as_version=4)
+    assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in executed.cells if c.cell_type == "code")
+
+
+def test_nested_notebooks_join_the_calling_run(tmp_path):
+    inner = make_notebook(tmp_path / "inner.ipynb", "import scrapbook as sb\nsb.glue('inner_x', x)")
+    outer = make_notebook(
+        tmp_path / "outer.ipynb",
+        f"from pipeline_utils.notebooks import run_notebook\nr = run_notebook({str(inner)!r}, {{'x': 7}})\n"
+        "assert r.ok, r.error",
+    )
+    result = run_notebook(outer)
+    assert result.ok, result.error
+    run = get_run(result.run_id)
+    assert [nb.notebook for nb in run.notebooks] == ["outer.ipynb", "inner.ipynb"]
+    assert read_scraps(run.notebooks[1].path) == {"inner_x": 7}
+    assert json.loads(json.dumps(run.notebooks[1].parameters)) == {"x": 7}
+
+
+def test_runs_cli_lists_and_shows_recorded_values(tmp_path, cli):
+    source = make_notebook(tmp_path / "glue.ipynb", "import scrapbook as sb\nsb.glue('answer', 42)")
+    run_id = run_notebook(source, {"x": 3}).run_id
+    listed = json.loads(cli("runs", "list", "--json").out)
+    assert listed[0]["id"] == run_id and listed[0]["status"] == "succeeded"
+    shown = json.loads(cli("runs", "show", run_id[:20], "--json").out)
+    assert shown["parameters"] == {"x": 3}
+    assert shown["notebooks"][0]["scraps"] == {"answer": 42}
+    assert cli("runs", "show", "nope").code == 1
+    assert sys.executable
