@@ -32,8 +32,8 @@ class MatchKernel(Kernel):
                 raise ValueError(f"'instances' must be a list of rows of {width} numbers")
             predictions = []
             for row in rows:
-                scores = [b + sum(w * float(x) for w, x in zip(ws, row))
-                          for ws, b in zip(self.model["coef"], self.model["intercept"])]
+                scores = [b + sum(w * float(x) for w, x in zip(ws, row, strict=True))
+                          for ws, b in zip(self.model["coef"], self.model["intercept"], strict=True)]
                 probabilities = softmax(scores)
                 best = max(range(len(probabilities)), key=probabilities.__getitem__)
                 predictions.append({"label": self.model["classes"][best], "probabilities": probabilities})
