@@ -1,0 +1,84 @@
+"""Job spec validation: bad input names the field and stores nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline_utils.backends.local.volumes import volume_path
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.training import Framework, build_job_spec, parse_env_pairs, training_runner
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "train.py").write_text("print('hi')\n")
+    (tmp_path / "outside.py").write_text("print('outside')\n")
+    return scripts
+
+
+def test_valid_spec_resolves_data_on_volume(folder: Path) -> None:
+    volume = volume_path("train-vol", create=True)
+    (volume / "datasets" / "a").mkdir(parents=True)
+    spec = build_job_spec(
+        scripts_dir=folder,
+        main_file="train.py",
+        framework="distPyTorch",
+        workers=2,
+        env={"TOKEN": "abc"},
+        data_volume="train-vol",
+        data_path="datasets/a",
+    )
+    assert spec.framework is Framework.DIST_PYTORCH
+    assert spec.data_dir() == (volume / "datasets" / "a").resolve()
+    assert "abc" not in repr(spec)
+    assert spec.public_dict()["env_names"] == ["TOKEN"]
+    assert "abc" not in str(spec.public_dict())
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"main_file": "missing.py"}, "main_file"),
+        ({"main_file": "../outside.py"}, "main_file"),
+        ({"workers": 0}, "workers"),
+        ({"workers": -3, "framework": "distPyTorch"}, "workers"),
+        ({"workers": 2, "framework": "PyTorch"}, "workers"),
+        ({"framework": "TensorFlow"}, "framework"),
+        ({"memory_mb": 0}, "memory_mb"),
+        ({"env": {"RANK": "1"}}, "env"),
+        ({"env": {"bad name": "1"}}, "env"),
+        ({"data_volume": "nope"}, "data_volume"),
+        ({"data_path": "x"}, "data_volume"),
+    ],
+)
+def test_bad_input_names_the_field_and_stores_nothing(folder: Path, fields: dict, field: str) -> None:
+    with pytest.raises(PipelineError, match=rf"^{field}: "):
+        build_job_spec(**{"scripts_dir": folder, "main_file": "train.py", **fields})
+    assert training_runner("local").list() == []
+
+
+def test_missing_data_path_on_volume(folder: Path) -> None:
+    volume_path("train-vol", create=True)
+    with pytest.raises(PipelineError, match="^data_path: "):
+        build_job_spec(scripts_dir=folder, main_file="train.py", data_volume="train-vol", data_path="nothing")
+
+
+def test_missing_scripts_folder(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="^scripts_dir: "):
+        build_job_spec(scripts_dir=tmp_path / "none", main_file="train.py")
+
+
+def test_env_pairs() -> None:
+    assert parse_env_pairs(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(PipelineError, match="^msd-env: ") as caught:
+        parse_env_pairs(["SECRETVALUE"])
+    assert "SECRETVALUE" not in str(caught.value)
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(PipelineError, match="^backend: "):
+        training_runner("cpd")
