@@ -1,0 +1,1 @@
+"""Tests of the image example (examples/ihc)."""
