@@ -14,6 +14,7 @@ from pipeline_utils.cli.pipeline_cmds import pipeline
 from pipeline_utils.cli.prepare_cmds import prepare
 from pipeline_utils.cli.runs_cmds import runs
 from pipeline_utils.cli.space_cmds import space, version
+from pipeline_utils.cli.train_cmds import train
 from pipeline_utils.errors import PipelineError
 
 
@@ -26,7 +27,7 @@ def cli() -> None:
     """
 
 
-for command in (prepare, config, space, runs, pipeline, version):
+for command in (prepare, config, space, train, runs, pipeline, version):
     cli.add_command(command)
 
 

@@ -103,6 +103,21 @@ def _kernel_environment(extra: Mapping[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def _stream_cell_output_to_stderr() -> None:
+    """Show cell output live on stderr (papermill logs it at INFO on its own logger)."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    if not any(getattr(h, "_mlops_stream", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(lambda record: not str(record.msg).startswith(("Executing Cell", "Ending Cell")))
+        handler._mlops_stream = True
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def _scrub_file(path: Path, secret_values: list[str]) -> None:
     if not secret_values or not path.is_file():
         return
@@ -144,6 +159,7 @@ def run_notebook(
     start_timeout: float = DEFAULT_START_TIMEOUT,
     cwd: str | Path | None = None,
     progress: bool | None = None,
+    stream_output: bool = False,
 ) -> NotebookResult:
     """Execute ``notebook`` with papermill into ``runs/<run-id>/``; never raises for a failing notebook.
 
@@ -174,6 +190,8 @@ def run_notebook(
         SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
     }
     status, error = runs.FAILED, f"{source.name} interrupted"
+    if stream_output:
+        _stream_cell_output_to_stderr()
     try:
         with _kernel_environment(environment):
             papermill.execute_notebook(
@@ -186,7 +204,7 @@ def run_notebook(
                 start_timeout=start_timeout,
                 progress_bar=sys.stderr.isatty() if progress is None else progress,
                 cwd=str(cwd) if cwd else None,
-                log_output=False,
+                log_output=stream_output,
             )
         status, error = runs.SUCCEEDED, None
     except Exception as exc:
