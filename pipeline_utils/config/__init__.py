@@ -1,29 +1,31 @@
-"""Configuration: the deployment-metadata schema, YAML documents and where state lives."""
+"""Configuration: the deployment-metadata schema, YAML documents and where state lives.
 
-from pipeline_utils.config.metadata import (
-    document_problems,
-    draft_entry,
-    draft_metadata,
-    dump_yaml,
-    keyed_entries,
-    load_yaml_file,
-    validate_document,
-)
-from pipeline_utils.config.schema import MetadataEntry, MonitorConfig, ResourceConfigs, violates
-from pipeline_utils.config.settings import mlops_home, volumes_root
+Names are imported on first use, so ``pipeline_utils.config.settings`` stays cheap to import.
+"""
 
-__all__ = [
-    "MetadataEntry",
-    "MonitorConfig",
-    "ResourceConfigs",
-    "document_problems",
-    "draft_entry",
-    "draft_metadata",
-    "dump_yaml",
-    "keyed_entries",
-    "load_yaml_file",
-    "mlops_home",
-    "validate_document",
-    "violates",
-    "volumes_root",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "MetadataEntry": "schema",
+    "MonitorConfig": "schema",
+    "ResourceConfigs": "schema",
+    "document_problems": "metadata",
+    "draft_entry": "metadata",
+    "draft_metadata": "metadata",
+    "dump_yaml": "metadata",
+    "keyed_entries": "metadata",
+    "load_yaml_file": "metadata",
+    "validate_document": "metadata",
+    "mlops_home": "settings",
+    "volumes_root": "settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -7,7 +7,7 @@ Validation reports every problem at once, each with its YAML path, e.g.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -100,8 +100,13 @@ class Threshold(_Strict):
     threshold: ThresholdPair
 
 
-class MonitorConfig(_Strict):
-    """One custom monitor: where its ground truth and predictions live, and its thresholds."""
+class MonitorConfig(BaseModel):
+    """One custom monitor: where its ground truth and predictions live, and its thresholds.
+
+    Keys beyond these are allowed only for a user's own ``definition``, which may read them.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     dir_gt: Text
     dir_pred: Text
@@ -110,6 +115,13 @@ class MonitorConfig(_Strict):
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     min_files: PositiveInt = 3
     definition: Text | None = None
+
+    @model_validator(mode="after")
+    def _extra_keys_need_a_definition(self) -> MonitorConfig:
+        extra = sorted(self.model_extra or {})
+        if extra and self.definition is None:
+            raise ValueError(f"unknown key {extra[0]!r} (extra keys are for a custom 'definition' only)")
+        return self
 
 
 class ResourceConfigs(_Strict):
@@ -197,11 +209,3 @@ def normalize_entry(entry: dict) -> dict:
 def looks_like_entry(document: dict) -> bool:
     """True when a mapping is itself an entry (a draft) rather than entries keyed by asset id."""
     return any(key in ENTRY_FIELDS for key in document)
-
-
-Direction = Literal["lower", "upper"]
-
-
-def violates(value: float, threshold: float, direction: Direction) -> bool:
-    """'lower' thresholds are violated below the value, 'upper' ones above it."""
-    return value < threshold if direction == "lower" else value > threshold
