@@ -22,3 +22,39 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLOPS_VOLUMES_DIR", raising=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     return home
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mlops_home: Path):
+    """A runtime daemon for this test's MLOPS_HOME on a free port; shut down (killed if need be) after.
+
+    Tests without estimators give the warm spare worker a light preload, to save CPU on small machines.
+    """
+    import contextlib
+    import json
+    import signal
+
+    from pipeline_utils.runtime import client
+
+    monkeypatch.setenv("MLOPS_RUNTIME_PORT", str(free_port()))
+    if "sklearn_folders" not in request.fixturenames:
+        monkeypatch.setenv("MLOPS_RUNTIME_PRELOAD", "json")
+    base = client.ensure_daemon()
+    yield base
+    info = client.daemon_info()
+    if info is not None and not client.shutdown_daemon(timeout=10):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info["pid"], signal.SIGKILL)
+    daemon_file = mlops_home / "runtime" / "daemon.json"
+    if daemon_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(json.loads(daemon_file.read_text())["pid"], signal.SIGKILL)

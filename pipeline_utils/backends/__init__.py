@@ -25,3 +25,11 @@ def get_space():
     from pipeline_utils.backends.local.space import LocalSpace
 
     return LocalSpace()
+
+
+def get_deploy_target():
+    """The deploy target of the configured backend."""
+    _check(backend_name())
+    from pipeline_utils.deploy.local import LocalTarget
+
+    return LocalTarget()

@@ -9,10 +9,13 @@ import click
 
 from pipeline_utils import __version__
 from pipeline_utils.cli.config_cmds import config
+from pipeline_utils.cli.deploy_cmds import deploy
+from pipeline_utils.cli.monitor_cmds import monitor
 from pipeline_utils.cli.output import err_console
 from pipeline_utils.cli.pipeline_cmds import pipeline
 from pipeline_utils.cli.prepare_cmds import prepare
 from pipeline_utils.cli.runs_cmds import runs
+from pipeline_utils.cli.runtime_cmds import runtime
 from pipeline_utils.cli.space_cmds import space, version
 from pipeline_utils.cli.train_cmds import train
 from pipeline_utils.errors import PipelineError
@@ -27,7 +30,7 @@ def cli() -> None:
     """
 
 
-for command in (prepare, config, space, train, runs, pipeline, version):
+for command in (prepare, config, space, deploy, monitor, train, runtime, runs, pipeline, version):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""Monitors: metric definitions, evaluation runs, thresholds, status and payload logging (see METRICS.md)."""
+"""Monitors: metric definitions, evaluation runs, thresholds, status, payload logging (definitions: README)."""
 
 from pipeline_utils.monitor.api import (
     MonitorSetup,

@@ -75,7 +75,7 @@ def _histograms(dir_gt: Path, dir_pred: Path, pairs: list[str]) -> Iterator[np.n
 
 
 def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
-    """Pixel metrics over the recent ground-truth/prediction mask pairs (see METRICS.md)."""
+    """Pixel metrics over the recent ground-truth/prediction mask pairs (definitions: README, Monitors)."""
     dir_gt, dir_pred = _folders(config, volume)
     days, min_files = config["most_recent"], config.get("min_files", 3)
     pairs = files.recent_pairs(dir_gt, dir_pred, days)

@@ -2,7 +2,7 @@
 
 A pixel is *positive* when its red channel is >= 128 and its blue channel < 128, *negative* when blue
 is >= 128 and red < 128, and *background* otherwise (black, and also white or magenta, where both are
-set). See ``METRICS.md`` for the metric definitions.
+set). The metric definitions are in the README (Monitors).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def class_metrics(confusion: np.ndarray, cls: int) -> dict[str, float]:
-    """Precision, recall, f1, Dice, IOU and PixAcc of one class as fractions (see METRICS.md)."""
+    """Precision, recall, f1, Dice, IOU and PixAcc of one class as fractions (definitions: README, Monitors)."""
     total = int(confusion.sum())
     tp = int(confusion[cls, cls])
     fp = int(confusion[:, cls].sum()) - tp

@@ -85,6 +85,7 @@ def plot_history(runs: list[Run], out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     by_monitor: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -110,11 +111,14 @@ def plot_history(runs: list[Run], out_dir: Path) -> list[Path]:
                 ax.axhline(limit.threshold, color="red", linestyle="--", linewidth=1, label=f"{limit.direction} limit")
                 ax.legend(fontsize=7)
             ax.set_title(metric, fontsize=9)
-            ax.set_xlabel("run", fontsize=8)
+            ax.set_xlabel("run (oldest first)", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if len(monitor_runs) == 1:
+                ax.set_xlim(-1, 1)
         for ax in list(axes.flat)[len(metrics) :]:
             ax.set_visible(False)
-        fig.suptitle(f"{monitor_runs[0].deployment} / {monitor_id}")
-        fig.tight_layout()
+        fig.suptitle(f"{monitor_runs[0].deployment} / {monitor_id}: {len(monitor_runs)} run(s), violations in red")
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
         path = out_dir / f"{monitor_runs[0].deployment}_{monitor_id}_history.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)

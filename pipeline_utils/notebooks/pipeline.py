@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pipeline_utils.config.metadata import draft_entry, draft_metadata, dump_yaml, load_yaml_file
@@ -44,10 +45,12 @@ def save_draft(draft: dict) -> Path:
 
 
 def stage_assets(
-    path_model: str | Path, path_dependency: str | Path, path_yml: str | Path, *, force: bool
+    path_model: str | Path, path_dependency: str | Path, path_yml: str | Path, *, force: bool,
+    model_asset_name: str | None = None,
 ) -> StageResult:
     """Stage model and deployment folder with the draft; no prompts (``force`` decides overwrites)."""
-    return stage(get_space(), project_path(path_model), project_path(path_dependency), path_yml, force=force)
+    return stage(get_space(), project_path(path_model), project_path(path_dependency), path_yml, force=force,
+                 model_asset_name=model_asset_name)
 
 
 def assets_table():
@@ -65,13 +68,16 @@ def show_yaml(document: dict):
     return Markdown(f"```yaml\n{dump_yaml(document)}```")
 
 
-def run_pipeline_step(name: str, parameters: dict, *, report_mode: bool = False) -> NotebookResult | None:
+def run_pipeline_step(
+    name: str, parameters: dict, *, secrets: dict[str, str] | None = None, report_mode: bool = False
+) -> NotebookResult | None:
     """Run one pipeline notebook through the runner; a notebook this version lacks is reported and skipped."""
     if not notebook_path(name).is_file():
         print(f"{name}: not part of this version yet; skipped")
         return None
-    result = run_notebook(name, parameters, report_mode=report_mode)
-    print(f"{name}: {result.status} -> {result.output_path}")
+    started = time.perf_counter()
+    result = run_notebook(name, parameters, secrets=secrets, report_mode=report_mode)
+    print(f"{name}: {result.status} in {time.perf_counter() - started:.1f} s -> {result.output_path}")
     if not result.ok:
         raise PipelineError(result.error)
     return result
@@ -113,3 +119,82 @@ def run_summary():
         for nb in get_run(run_id).notebooks
     ]
     return pd.DataFrame(rows)
+
+
+def retire_deployment(deployment_name: str) -> None:
+    """Before redeploying under the same name: delete the old deployment and its monitors, forget its URL."""
+    from pipeline_utils.backends import get_deploy_target
+    from pipeline_utils.monitor import delete_monitors, list_monitors
+
+    target = get_deploy_target()
+    if list_monitors(deployment_name):
+        print(f"deleted monitors {', '.join(delete_monitors(deployment_name))} of the previous {deployment_name}")
+    if target.exists(deployment_name):
+        target.delete(deployment_name)
+        print(f"deleted the previous deployment {deployment_name}")
+    space = get_space()
+    for key, entry in space.metadata().items():
+        wmla = entry.get("wmla_deployment") or {}
+        if wmla.get("deployment_name") == deployment_name and wmla.get("deployment_url"):
+            space.update_entry(key, lambda e: {**e, "deployment_id": None, "openscale_subscription_id": None,
+                                               "wmla_deployment": {**e["wmla_deployment"], "deployment_url": None}})
+
+
+def has_monitors(model_asset_id: str) -> bool:
+    """Whether the entry configures monitors (A3 has nothing to do otherwise)."""
+    monitors = get_space().entry(model_asset_id).get("openscale_custom_metric_provider")
+    if not monitors:
+        print("no monitors in the metadata (openscale_custom_metric_provider): A3 skipped")
+    return bool(monitors)
+
+
+def write_example_evaluation_data(
+    volume_name: str, *, count: int, size: int, input_dir: str, dir_gt: str, seed: int = 1000
+) -> list[str]:
+    """Write the image example's synthetic tiles to ``input_dir`` and their ground truth to ``dir_gt`` on the volume.
+
+    Stands in for the images and annotations a lab would put on the storage volume.
+    """
+    import importlib.util
+    import shutil
+
+    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+
+    spec = importlib.util.spec_from_file_location("ihc_synthetic", PROJECT_ROOT / "examples" / "ihc" / "synthetic.py")
+    synthetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synthetic)
+    volume = volume_path(volume_name, create=True)
+    scratch = mlops_home() / "drafts" / f"eval-{volume_name}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    names = synthetic.write_dataset(scratch, n=count, size=size, seed=seed)
+    for source, target in (("images", input_dir), ("masks", dir_gt)):
+        folder = resolve_on_volume(volume, target)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(scratch / source / name, folder / name)
+    shutil.rmtree(scratch)
+    print(f"wrote {len(names)} images to {input_dir} and their ground truth to {dir_gt} on volume {volume_name}")
+    return names
+
+
+def volume_file(volume_name: str, relative: str) -> Path:
+    """A file on a storage volume."""
+    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+
+    return resolve_on_volume(volume_path(volume_name), relative)
+
+
+def monitor_status_table(deployment_name: str):
+    """The deployment's monitor status (printed as the CLI prints it) as a table; glued for the CLI."""
+    import scrapbook
+
+    from pipeline_utils.monitor import format_status, list_monitors, monitor_status, status_table
+
+    if not list_monitors(deployment_name):
+        print(f"{deployment_name} has no monitors")
+        return None
+    statuses = monitor_status(deployment_name)
+    text = format_status(statuses)
+    print(text)
+    scrapbook.glue("monitor_status", text)
+    return status_table(statuses)

@@ -90,14 +90,18 @@ def stage(
     *,
     force: bool = False,
     decide: Decide | None = None,
+    model_asset_name: str | None = None,
 ) -> StageResult:
-    """Validate everything first, then store model and dependency as assets and the filled-in entry."""
+    """Validate everything first, then store model and dependency as assets and the filled-in entry.
+
+    ``model_asset_name`` names the model asset (default: the file name, or the folder name + ``.zip``).
+    """
     model = check_source(path_model, "--path-model")
     dependency = check_source(path_dependency, "--path-dependency")
     if not dependency.is_dir():
         raise PipelineError(f"--path-dependency: {dependency}: expected a deployment folder")
     entry = draft_entry(load_yaml_file(path_yml), path_yml)
-    model_name, dependency_name = asset_name(model), asset_name(dependency)
+    model_name, dependency_name = model_asset_name or asset_name(model), asset_name(dependency)
     replace_model = _decide(space, model_name, force, decide)
     replace_dependency = _decide(space, dependency_name, force, decide)
 

@@ -263,3 +263,16 @@ def test_process_request_function(model, volume, tile):
     finished(response)
     assert (volume / "edi_deployments" / "d1" / "fn" / "output_dir" / "t_Seg.png").is_file()
     assert (volume / "edi_deployments" / "d1" / "edi_logs" / "p1_inference.log").is_file()
+
+
+def test_a_volume_created_after_the_kernel_started_is_found(tmp_path, monkeypatch):
+    """The demo writes its images to the volume after deploying: the kernel must look again."""
+    monkeypatch.setenv("MLOPS_VOLUMES_DIR", str(tmp_path / "volumes"))
+    settings = {"VOLUME_DISPLAY_NAME": "LateVolume"}
+    volume_root, problem = ihc_service.resolve_volume_root(settings.get)
+    assert volume_root is None and "LateVolume" in problem
+    service = ihc_service.IhcService(model=None, volume_root=None, volume_problem=problem)
+    service._setting = settings.get
+    (tmp_path / "volumes" / "LateVolume").mkdir(parents=True)
+    service.refresh_volume()
+    assert service.volume_root == (tmp_path / "volumes" / "LateVolume").resolve()

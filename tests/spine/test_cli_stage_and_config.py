@@ -13,6 +13,7 @@ from pipeline_utils.space import get_space
 from tests.spine.conftest import DRAFT, EXAMPLES, ROOT, state_snapshot
 
 MODEL, DEPLOYMENT = EXAMPLES / "model", EXAMPLES / "deployment"
+IHC_DRAFT = EXAMPLES / "ihc" / "deployment_metadata.draft.yml"
 
 
 def stage_args(*extra, model=MODEL, dependency=DEPLOYMENT, yml=DRAFT):
@@ -124,12 +125,12 @@ def test_space_delete_refuses_assets_with_an_entry_then_deletes(cli, staged):
     assert json.loads(cli("space", "list", "--json").out) == []
 
 
-def _bad_yaml(tmp_path, mutate=None, text=None):
+def _bad_yaml(tmp_path, mutate=None, text=None, base=DRAFT):
     path = tmp_path / "draft.yml"
     if text is not None:
         path.write_text(text)
         return path
-    entry = yaml.safe_load(DRAFT.read_text())
+    entry = yaml.safe_load(base.read_text())
     mutate(entry)
     path.write_text(yaml.safe_dump(entry))
     return path
@@ -146,12 +147,12 @@ BAD_STAGE_INPUTS = {
     "yaml syntax error": (lambda t: stage_args(yml=_bad_yaml(t, text="a: [1,\n")), "line 2, column"),
     "threshold direction": (
         lambda t: stage_args(yml=_bad_yaml(t, lambda e: _thresholds(e)["num_images_recent_predicted"].update(
-            threshold=[5, "sideways"]))),
+            threshold=[5, "sideways"]), base=IHC_DRAFT)),
         "direction must be 'lower' or 'upper' (got 'sideways')",
     ),
     "threshold not numeric": (
         lambda t: stage_args(yml=_bad_yaml(t, lambda e: _thresholds(e)["num_images_recent_predicted"].update(
-            threshold=["lots", "lower"]))),
+            threshold=["lots", "lower"]), base=IHC_DRAFT)),
         "value must be a number (got 'lots')",
     ),
     "deployment name": (

@@ -10,12 +10,13 @@ from tests.spine.conftest import DRAFT, ROOT
 
 
 def good_entry() -> dict:
-    return load_yaml_file(DRAFT)
+    return load_yaml_file(DRAFT.parent / "ihc" / "deployment_metadata.draft.yml")
 
 
 def test_shipped_examples_validate_as_they_are():
     assert document_problems(load_yaml_file(ROOT / "configs" / "deployment_metadata.example.yml")) == []
     assert document_problems(good_entry()) == []
+    assert document_problems(load_yaml_file(DRAFT)) == []
 
 
 def test_example_config_has_every_seed_threshold():

@@ -252,6 +252,12 @@ class IhcService:
         self.deployment = safe_name(deployment, "ihc")
         self.pod = safe_name(pod, "local")
         self._log_lock = threading.Lock()
+        self._setting: Callable[[str], str | None] | None = None
+
+    def refresh_volume(self) -> None:
+        """Look for the storage volume again: it may have been created after the kernel started."""
+        if self.volume_root is None and self._setting is not None:
+            self.volume_root, self.volume_problem = resolve_volume_root(self._setting)
 
     # -- construction from the kernel's settings (custom args / environment)
 
@@ -269,6 +275,7 @@ class IhcService:
             pod=setting("MSD_POD_NAME") or f"pod-{os.getpid()}",
             volume_problem=problem,
         )
+        service._setting = setting
         service.volume_log(
             "-",
             f"kernel started: model {model.meta.get('model_path')}, "
@@ -350,6 +357,7 @@ class IhcService:
         started = time.perf_counter()
         rid = req.request_id
         if req.img_path_on_pvc is not None:
+            self.refresh_volume()
             if self.volume_root is None:
                 raise RequestError(f"img_path_on_pvc needs a storage volume, but {self.volume_problem}")
             source = resolve_on_volume(self.volume_root, req.img_path_on_pvc)

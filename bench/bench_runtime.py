@@ -1,0 +1,316 @@
+"""Benchmark the local inference runtime against `mlflow models serve` and a minimal FastAPI app.
+
+Serves a LogisticRegression on 20 features (one row per request, predict_proba) and measures,
+in one run on this machine: requests/s at 16 connections (wrk), p50 latency at concurrency 1
+against an in-process predict_proba, time from start to the first answer, and MB/s for a
+4 MB request body. Baselines run from a separate virtualenv (``--baseline-python``, default
+/tmp/benchvenv/bin/python, needs mlflow, fastapi, uvicorn, scikit-learn) and are skipped with a
+message when missing.
+
+Usage: python bench/bench_runtime.py [--duration 10] [--baseline-python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ROW = [round(0.05 * i, 3) for i in range(20)]
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}", "rb"):read("*a")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_wrk() -> str | None:
+    """Locate wrk, installing Debian's package when possible."""
+    if shutil.which("wrk"):
+        return shutil.which("wrk")
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing wrk with apt-get ...", flush=True)
+        subprocess.run("apt-get update -qq && apt-get install -y -qq wrk", shell=True, capture_output=True)
+    return shutil.which("wrk")
+
+
+def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path) -> dict[str, float]:
+    """Run wrk with a POST body; returns requests/s, p50 (ms) and MB/s of request bodies."""
+    body_file = workdir / f"body-{len(body)}.json"
+    body_file.write_bytes(body)
+    script = workdir / f"post-{len(body)}.lua"
+    script.write_text(LUA.format(body=body_file))
+    threads = min(2, connections)
+    out = subprocess.run(
+        [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print(f"  warning: {errors.group(1)} non-2xx answers from {url}")
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+    return {"rps": rps, "p50_ms": float(p50.group(1)) * scale, "mb_s": rps * len(body) / 1e6}
+
+
+def wait_answer(
+    url: str, body: bytes, started: float, timeout: float = 60.0, proc: subprocess.Popen | None = None
+) -> float:
+    """Seconds from ``started`` until ``url`` answers ``body`` with a 200."""
+    with httpx.Client() as http:
+        while time.perf_counter() - started < timeout:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server behind {url} exited with code {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                response = http.post(url, content=body, headers={"content-type": "application/json"})
+                if response.status_code == 200:
+                    return time.perf_counter() - started
+            time.sleep(0.005)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def in_process_p50(model_file: Path) -> float:
+    """Median milliseconds of one predict_proba call on one row, in this process."""
+    import joblib
+
+    model = joblib.load(model_file)
+    row = np.asarray([ROW])
+    times = []
+    for _ in range(3000):
+        start = time.perf_counter()
+        model.predict_proba(row)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def bench_runtime(folder: Path, work: Path, duration: float) -> dict[str, float]:
+    """Our runtime: start -> first answer, wrk at 16 and 1 connections, 4 MB bodies."""
+    os.environ["MLOPS_HOME"] = str(work / "mlops-home")
+    os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
+    from pipeline_utils.runtime import client
+
+    client.ensure_daemon()
+    try:
+        client.create("bench", folder)
+        client.create("image", ROOT / "bench" / "runtime_image_kernel")
+        time.sleep(3)  # let the warm spare finish importing, as it would between deploy commands
+        body = json.dumps({"data": [ROW]}).encode()
+        url = client.deployment_url("bench")
+        started = time.perf_counter()
+        client.start("bench")
+        first = wait_answer(url, body, started)
+        results = {"start_to_first_s": first}
+        results.update({f"c16_{k}": v for k, v in wrk(url, body, 16, duration, work).items()})
+        results.update({f"c1_{k}": v for k, v in wrk(url, body, 1, max(3.0, duration / 2), work).items()})
+        client.stop("bench")
+        client.start("image")
+        client.wait_ready("image")
+        image = base64.b64encode(os.urandom(3 * 1024 * 1024)).decode()
+        big = json.dumps({"local_input_image": image, "request_id": "bench"}).encode()
+        image_url = client.deployment_url("image")
+        results.update({f"big_{k}": v for k, v in wrk(image_url, big, 2, duration / 2, work).items()})
+        results["big_body_mb"] = len(big) / 1e6
+        return results
+    finally:
+        client.shutdown_daemon()
+
+
+def bench_runtime_cold(folder: Path, work: Path) -> dict[str, float]:
+    """A fresh daemon, then create and start at once: the spare worker is still importing."""
+    os.environ["MLOPS_HOME"] = str(work / "mlops-home-cold")
+    os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
+    from pipeline_utils.runtime import client
+
+    started = time.perf_counter()
+    client.ensure_daemon()
+    daemon = time.perf_counter() - started
+    try:
+        client.create("cold", folder)
+        body = json.dumps({"data": [ROW]}).encode()
+        start = time.perf_counter()
+        client.start("cold")
+        first = wait_answer(client.deployment_url("cold"), body, start)
+        return {"daemon_start_s": daemon, "start_to_first_s": first, "total_s": time.perf_counter() - started}
+    finally:
+        client.shutdown_daemon()
+
+
+def bench_fastapi(python: str, model_file: Path, work: Path, duration: float) -> dict[str, float]:
+    port = free_port()
+    env = {**os.environ, "BENCH_MODEL": str(model_file), "PYTHONPATH": str(ROOT / "bench")}
+    cmd = [
+        python,
+        "-m",
+        "uvicorn",
+        "runtime_fastapi_app:app",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
+    body = json.dumps({"data": [ROW]}).encode()
+    started = time.perf_counter()
+    with process(cmd, env, work / "fastapi.log") as proc:
+        url = f"http://127.0.0.1:{port}/predict"
+        first = wait_answer(url, body, started, proc=proc)
+        results = {"start_to_first_s": first}
+        results.update({f"c16_{k}": v for k, v in wrk(url, body, 16, duration, work).items()})
+        results.update({f"c1_{k}": v for k, v in wrk(url, body, 1, max(3.0, duration / 2), work).items()})
+    return results
+
+
+def bench_mlflow(python: str, model_file: Path, work: Path, duration: float) -> dict[str, float]:
+    model_dir = work / "mlflow-model"
+    subprocess.run(
+        [
+            python,
+            "-c",
+            "import joblib, mlflow.sklearn, sys; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), "
+            "sys.argv[2], pyfunc_predict_fn='predict_proba')",
+            str(model_file),
+            str(model_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    mlflow = str(Path(python).parent / "mlflow")
+    cmd = [mlflow, "models", "serve", "-m", str(model_dir), "-p", str(port), "--env-manager", "local"]
+    body = json.dumps({"inputs": [ROW]}).encode()
+    started = time.perf_counter()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": str(work / "mlruns"),
+        "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    with process(cmd, env, work / "mlflow.log") as proc:
+        url = f"http://127.0.0.1:{port}/invocations"
+        first = wait_answer(url, body, started, timeout=120, proc=proc)
+        results = {"start_to_first_s": first}
+        results.update({f"c16_{k}": v for k, v in wrk(url, body, 16, duration, work).items()})
+    return results
+
+
+def has_modules(python: str, *modules: str) -> bool:
+    if not Path(python).exists():
+        return False
+    check = subprocess.run([python, "-c", f"import {', '.join(modules)}"], capture_output=True)
+    return check.returncode == 0
+
+
+def main() -> int:
+    global WRK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run at 16 connections")
+    parser.add_argument("--baseline-python", default="/tmp/benchvenv/bin/python")
+    args = parser.parse_args()
+    WRK = find_wrk()
+    if WRK is None:
+        print("wrk is not installed and could not be installed (apt-get install wrk); skipping the benchmark")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+    sys.path.insert(0, str(ROOT / "examples" / "sklearn"))
+    import train
+
+    folder = train.build(work / "model", "classification")
+    model_file = folder / "model.joblib"
+    print(f"cores: {os.cpu_count()}  wrk: {WRK}  work dir: {work}", flush=True)
+    results: dict[str, dict[str, float]] = {}
+    results["in-process"] = {"p50_ms": in_process_p50(model_file)}
+    print("runtime ...", flush=True)
+    results["runtime_cold"] = bench_runtime_cold(folder, work)
+    results["runtime"] = bench_runtime(folder, work, args.duration)
+    if has_modules(args.baseline_python, "fastapi", "uvicorn", "sklearn", "joblib"):
+        print("fastapi (1 uvicorn worker) ...", flush=True)
+        results["fastapi"] = bench_fastapi(args.baseline_python, model_file, work, args.duration)
+    else:
+        print(f"skipping FastAPI baseline: {args.baseline_python} lacks fastapi/uvicorn/scikit-learn")
+    if has_modules(args.baseline_python, "mlflow", "sklearn"):
+        print("mlflow models serve ...", flush=True)
+        results["mlflow"] = bench_mlflow(args.baseline_python, model_file, work, args.duration)
+    else:
+        print(f"skipping mlflow baseline: {args.baseline_python} lacks mlflow")
+    report(results)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(results: dict[str, dict[str, float]]) -> None:
+    ours = results["runtime"]
+    print("\n=== results ===")
+    print(json.dumps(results, indent=2))
+    print(
+        f"runtime: {ours['c16_rps']:.0f} req/s at 16 connections, p50 {ours['c1_p50_ms']:.3f} ms at 1 connection,"
+        f" start->first answer {ours['start_to_first_s']:.3f} s, {ours['big_mb_s']:.1f} MB/s with"
+        f" {ours['big_body_mb']:.1f} MB bodies"
+    )
+    p50_gap = ours["c1_p50_ms"] - results["in-process"]["p50_ms"]
+    print(
+        f"p50 gap to in-process predict_proba ({results['in-process']['p50_ms']:.3f} ms): {p50_gap:.3f} ms"
+        f" (target <= 0.5 ms) {'OK' if p50_gap <= 0.5 else 'MISSED'}"
+    )
+    print(
+        f"start -> first answer: {ours['start_to_first_s']:.3f} s (target < 1.5 s)"
+        f" {'OK' if ours['start_to_first_s'] < 1.5 else 'MISSED'}"
+    )
+    cold = results["runtime_cold"]
+    print(
+        f"cold (fresh daemon, create+start at once): start -> first answer {cold['start_to_first_s']:.3f} s,"
+        f" daemon start {cold['daemon_start_s']:.3f} s, total {cold['total_s']:.3f} s"
+    )
+    for name, target in (("mlflow", 2.0), ("fastapi", 1.2)):
+        if name in results:
+            ratio = ours["c16_rps"] / results[name]["c16_rps"]
+            print(
+                f"vs {name}: {results[name]['c16_rps']:.0f} req/s -> ratio {ratio:.2f}x (target >= {target}x)"
+                f" {'OK' if ratio >= target else 'MISSED'}; its start->first answer"
+                f" {results[name]['start_to_first_s']:.2f} s"
+            )
+
+
+WRK: str | None = None
+
+if __name__ == "__main__":
+    sys.exit(main())
