@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from pipeline_utils import __version__
-from pipeline_utils.cli.config_cmds import config
-from pipeline_utils.cli.deploy_cmds import deploy
-from pipeline_utils.cli.monitor_cmds import monitor
 from pipeline_utils.cli.output import err_console
-from pipeline_utils.cli.pipeline_cmds import pipeline
-from pipeline_utils.cli.prepare_cmds import prepare
-from pipeline_utils.cli.runs_cmds import runs
-from pipeline_utils.cli.runtime_cmds import runtime
-from pipeline_utils.cli.space_cmds import space, version
-from pipeline_utils.cli.train_cmds import train
 from pipeline_utils.errors import PipelineError
 
+COMMANDS = {
+    "prepare": "pipeline_utils.cli.prepare_cmds:prepare",
+    "config": "pipeline_utils.cli.config_cmds:config",
+    "space": "pipeline_utils.cli.space_cmds:space",
+    "deploy": "pipeline_utils.cli.deploy_cmds:deploy",
+    "monitor": "pipeline_utils.cli.monitor_cmds:monitor",
+    "train": "pipeline_utils.cli.train_cmds:train",
+    "runtime": "pipeline_utils.cli.runtime_cmds:runtime",
+    "runs": "pipeline_utils.cli.runs_cmds:runs",
+    "pipeline": "pipeline_utils.cli.pipeline_cmds:pipeline",
+    "version": "pipeline_utils.cli.version_cmd:version",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (click's lazy-loading pattern): fast start-up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[cmd_name].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "-V", "--version", prog_name="run_pipeline")
 def cli() -> None:
     """Deploy and monitor trained models through papermill-executed notebooks.
 
     State lives under $MLOPS_HOME (default ~/.mlops); the backend is $MLOPS_BACKEND (default local).
     """
-
-
-for command in (prepare, config, space, deploy, monitor, train, runtime, runs, pipeline, version):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:

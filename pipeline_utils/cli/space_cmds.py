@@ -1,4 +1,4 @@
-"""``space list|show|download|delete`` and ``version``."""
+"""``space list|show|download|delete``: the assets of the deployment space."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline_utils import __version__
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
-from pipeline_utils.config.settings import backend_name, mlops_home
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.space import get_space
 
@@ -59,14 +57,3 @@ def delete_command(asset: str) -> None:
         )
     space_.delete_asset(found.id)
     note(f"deleted asset {found.name} ({found.id})")
-
-
-@click.command()
-@json_option
-def version(as_json: bool) -> None:
-    """Print the version, the backend and where state lives."""
-    record = {"version": __version__, "backend": backend_name(), "mlops_home": str(mlops_home())}
-    if as_json:
-        emit_record(record, as_json=True)
-    else:
-        click.echo(f"run_pipeline {__version__} (backend {record['backend']}, state in {record['mlops_home']})")

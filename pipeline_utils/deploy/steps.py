@@ -18,6 +18,7 @@ from pipeline_utils.backends import get_deploy_target, get_space
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.submission import build_submission_folder, sample_request, unpack_dependency
 from pipeline_utils.errors import PipelineError
+from pipeline_utils.notebooks.display import Table
 
 MODEL_FOLDER = "model"
 
@@ -50,10 +51,8 @@ def read_entry(model_asset_id: str, deployment_name: str | None) -> dict:
     return {**entry, "wmla_deployment": {**wmla, "deployment_name": name}}
 
 
-def deployment_summary(entry: dict):
+def deployment_summary(entry: dict) -> Table:
     """The fields A2 uses (seed 000's table), for display."""
-    import pandas as pd
-
     wmla = entry["wmla_deployment"]
     rows = {
         "deployment_name": wmla["deployment_name"],
@@ -61,7 +60,7 @@ def deployment_summary(entry: dict):
         "dependency_filename": wmla.get("dependency_filename"),
         **{f"resource_configs.{k}": v for k, v in wmla["resource_configs"].items()},
     }
-    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+    return Table.of_record(rows, "deployment settings")
 
 
 def _unpack_model(archive: Path, dest: Path) -> None:

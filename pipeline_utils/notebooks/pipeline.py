@@ -9,6 +9,7 @@ from pipeline_utils.config.metadata import draft_entry, draft_metadata, dump_yam
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.fsutil import atomic_write_text
+from pipeline_utils.notebooks.record import glue
 from pipeline_utils.notebooks.runner import PROJECT_ROOT, NotebookResult, notebook_path, run_notebook
 from pipeline_utils.space import StageResult, get_space, stage
 
@@ -186,8 +187,6 @@ def volume_file(volume_name: str, relative: str) -> Path:
 
 def monitor_status_table(deployment_name: str):
     """The deployment's monitor status (printed as the CLI prints it) as a table; glued for the CLI."""
-    import scrapbook
-
     from pipeline_utils.monitor import format_status, list_monitors, monitor_status, status_table
 
     if not list_monitors(deployment_name):
@@ -196,5 +195,5 @@ def monitor_status_table(deployment_name: str):
     statuses = monitor_status(deployment_name)
     text = format_status(statuses)
     print(text)
-    scrapbook.glue("monitor_status", text)
+    glue("monitor_status", text)
     return status_table(statuses)

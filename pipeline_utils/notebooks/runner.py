@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pipeline_utils.notebooks import runs
 RUN_ID_ENV = "MLOPS_RUN_ID"
 SECRET_NAMES_ENV = "MLOPS_SECRET_NAMES"
 MASK = "********"
+SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_CELL_TIMEOUT = 600
@@ -57,10 +59,32 @@ def notebook_path(name: str) -> Path:
 
 
 def read_scraps(path: str | Path) -> dict:
-    """Read glued values from an executed notebook without running anything."""
+    """Read glued values from an executed notebook without running anything.
+
+    Text and JSON scraps (what :func:`pipeline_utils.notebooks.record.glue` writes) are read
+    directly; a notebook holding scraps of other scrapbook encoders is read with scrapbook.
+    """
     path = Path(path)
     if not path.is_file():
         return {}
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: cannot read recorded values ({exc})") from None
+    scraps, other_encoders = {}, False
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            for mimetype, payload in (output.get("data") or {}).items():
+                if not mimetype.startswith(SCRAP_MIMETYPE_PREFIX) or not isinstance(payload, dict):
+                    continue
+                if payload.get("encoder") in ("json", "text"):
+                    scraps[payload.get("name")] = payload.get("data")
+                else:
+                    other_encoders = True
+    return _read_scraps_with_scrapbook(path) if other_encoders else scraps
+
+
+def _read_scraps_with_scrapbook(path: Path) -> dict:
     import scrapbook
 
     try:
@@ -101,6 +125,20 @@ def _kernel_environment(extra: Mapping[str, str]) -> Iterator[None]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager talking to the kernel over Unix sockets in ``folder`` (mode 0700), not loopback TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+
+        def _ip_default(self) -> str:
+            return str(folder / "kernel")
+
+    return IPCKernelManager
 
 
 def _stream_cell_output_to_stderr() -> None:
@@ -192,6 +230,7 @@ def run_notebook(
     status, error = runs.FAILED, f"{source.name} interrupted"
     if stream_output:
         _stream_cell_output_to_stderr()
+    sockets = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
     try:
         with _kernel_environment(environment):
             papermill.execute_notebook(
@@ -205,11 +244,13 @@ def run_notebook(
                 progress_bar=sys.stderr.isatty() if progress is None else progress,
                 cwd=str(cwd) if cwd else None,
                 log_output=stream_output,
+                kernel_manager_class=_ipc_kernel_manager(sockets),
             )
         status, error = runs.SUCCEEDED, None
     except Exception as exc:
         status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
     finally:
+        shutil.rmtree(sockets, ignore_errors=True)
         if not output.exists():
             shutil.copyfile(source, output)
         _scrub_file(output, secret_values)

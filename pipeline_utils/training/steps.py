@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from pipeline_utils.errors import PipelineError
+from pipeline_utils.notebooks.display import Table
 from pipeline_utils.training import JobInfo, JobSpec, Submission, build_job_spec, training_runner
 
 
@@ -44,12 +45,9 @@ def job_spec(
     )
 
 
-def spec_table(spec: JobSpec):
+def spec_table(spec: JobSpec) -> Table:
     """The job spec as a two-column table (environment values shown by name only)."""
-    import pandas as pd
-
-    record = spec.public_dict()
-    return pd.DataFrame({"value": [str(v) for v in record.values()]}, index=list(record))
+    return Table.of_record(spec.public_dict(), "training job")
 
 
 def prepare(spec: JobSpec) -> Submission:
@@ -83,10 +81,8 @@ def wait_for(job_id: str, timeout: float | None = None) -> JobInfo:
     return info.check()
 
 
-def job_table(info: JobInfo):
+def job_table(info: JobInfo) -> Table:
     """The job's record (status, times, exit code, outputs) as a table."""
-    import pandas as pd
-
     record = {
         "job_id": info.job_id,
         "status": info.status.value,
@@ -96,4 +92,4 @@ def job_table(info: JobInfo):
         "workers": len(info.workers),
         "outputs_dir": info.outputs_dir,
     }
-    return pd.DataFrame({"value": [str(v) for v in record.values()]}, index=list(record))
+    return Table.of_record(record, f"job {info.job_id}")

@@ -124,3 +124,30 @@ def test_runs_cli_lists_and_shows_recorded_values(tmp_path, cli):
     assert shown["notebooks"][0]["scraps"] == {"answer": 42}
     assert cli("runs", "show", "nope").code == 1
     assert sys.executable
+
+
+def test_recorded_values_are_readable_by_scrapbook(tmp_path):
+    source = make_notebook(
+        tmp_path / "record.ipynb",
+        "from pipeline_utils.notebooks.record import glue\n"
+        "glue('text', 'a string'); glue('number', 4.5); glue('mapping', {'a': [1, 2]}); glue('flag', True)",
+        "try:\n    glue('bad', object())\nexcept TypeError as exc:\n    glue('error', str(exc))",
+    )
+    result = run_notebook(source)
+    assert result.ok, result.error
+    scraps = read_scraps(result.output_path)
+    assert scraps == {"text": "a string", "number": 4.5, "mapping": {"a": [1, 2]}, "flag": True,
+                      "error": scraps["error"]}
+    assert "not JSON-serializable" in scraps["error"]
+
+
+def test_values_glued_with_scrapbook_itself_are_read(tmp_path):
+    source = make_notebook(
+        tmp_path / "sb.ipynb",
+        "import scrapbook as sb, pandas as pd\nsb.glue('n', 3)\nsb.glue('s', 'text')",
+        "sb.glue('frame', pd.DataFrame({'a': [1, 2]}), encoder='pandas')",
+    )
+    plain = make_notebook(tmp_path / "plain.ipynb", "import scrapbook as sb\nsb.glue('n', 3)\nsb.glue('s', 'text')")
+    assert read_scraps(run_notebook(plain).output_path) == {"n": 3, "s": "text"}
+    scraps = read_scraps(run_notebook(source).output_path)
+    assert scraps["n"] == 3 and scraps["s"] == "text" and list(scraps["frame"]["a"]) == [1, 2]

@@ -1,0 +1,157 @@
+"""Whole-flow benchmarks: the main command's wall time and its notebook start-up share, the runner's
+overhead over the same functions called from one Python process, and ``deploy create`` end to end.
+
+Run: ``python bench/bench_flow.py`` (``make bench`` runs every benchmark). Each measurement runs in a
+fresh state directory with its own runtime port; figures are medians of BENCH_REPEATS runs (default 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+IHC_DRAFT = ROOT / "examples" / "ihc" / "deployment_metadata.draft.yml"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fresh_env(home: Path) -> dict:
+    return {**os.environ, "MLOPS_HOME": str(home), "MLOPS_RUNTIME_PORT": str(free_port())}
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *args], env=env, cwd=ROOT,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:2])} failed: {result.stderr[-800:]}")
+    return result
+
+
+def stop_runtime(env: dict) -> None:
+    subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), "runtime", "stop"], env=env, cwd=ROOT,
+                   capture_output=True)
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def notebook_startup(folder: Path) -> tuple[float, dict[str, float]]:
+    """Per executed notebook: its duration minus the time spent in its cells (kernel start, papermill)."""
+    import nbformat
+
+    shares = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        meta = notebook.metadata.get("papermill", {})
+        cells = sum(c.metadata.get("papermill", {}).get("duration") or 0 for c in notebook.cells)
+        shares[path.name] = (meta.get("duration") or 0) - cells
+    return sum(shares.values()), shares
+
+
+def whole_flow(work: Path, index: int) -> tuple[float, float, dict[str, float]]:
+    env = fresh_env(work / f"flow-{index}")
+    started = time.perf_counter()
+    result = cli(env, "pipeline", "run", "--path-yml", str(IHC_DRAFT), "--json")
+    wall = time.perf_counter() - started
+    stop_runtime(env)
+    run = json.loads(result.stdout)
+    master = next(nb for nb in run["notebooks"] if nb["notebook"] == "A_MLOps_Pipeline.ipynb")
+    cli_overhead = wall - (master["duration_s"] or 0)
+    startup, shares = notebook_startup(Path(run["folder"]))
+    return wall, startup + cli_overhead, shares
+
+
+def in_process_flow() -> None:
+    """The same steps as the master notebook and A1/A2/A3, as plain function calls in this process."""
+    from pipeline_utils.deploy import requests
+    from pipeline_utils.deploy import steps as deploy_steps
+    from pipeline_utils.monitor import steps as monitor_steps
+    from pipeline_utils.notebooks import pipeline as steps
+    from pipeline_utils.training import steps as training_steps
+
+    spec = training_steps.job_spec(scripts_dir="examples/ihc", main_file="training/train.py")
+    info = training_steps.wait_for(training_steps.submit(training_steps.prepare(spec)).job_id)
+    draft = steps.draft_from_config(str(IHC_DRAFT), model_name="", deployment_name="")
+    name = draft["wmla_deployment"]["deployment_name"]
+    staged = steps.stage_assets(info.outputs_dir, "examples/ihc/deployment", steps.save_draft(draft), force=True,
+                                model_asset_name="ihc-pixel-classifier.zip")
+    entry = deploy_steps.read_entry(staged.model_asset_id, name)
+    submission = deploy_steps.prepare_submission(entry)
+    deploy_steps.create_and_start(entry, submission, custom_args={"VOLUME_DISPLAY_NAME": "IHCVolume"})
+    deploy_steps.send_sample_request(name, submission)
+    deploy_steps.record_deployment(staged.model_asset_id, name)
+    names = steps.write_example_evaluation_data("IHCVolume", count=8, size=256, input_dir="model_eval/input_images",
+                                                dir_gt="model_eval/gt_images")
+    requests.send_image(name, steps.volume_file("IHCVolume", f"model_eval/input_images/{names[0]}"))
+    requests.predict_volume_folder(name, "IHCVolume", "model_eval/input_images", dir_pred="model_eval/model_images")
+    model_asset_id, entry = monitor_steps.read_entry(name)
+    monitor_steps.configure(name, model_asset_id, entry)
+    monitor_steps.status(name)
+
+
+def in_process(work: Path, index: int) -> float:
+    env = fresh_env(work / f"inproc-{index}")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--in-process"], env=env, cwd=ROOT, check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    stop_runtime(env)
+    return wall
+
+
+def deploy_create(work: Path, index: int, warm: bool) -> float:
+    env = fresh_env(work / f"deploy-{index}-{warm}")
+    staged = cli(env, "prepare", "stage", "--path-model", "examples/model", "--path-dependency",
+                 "examples/deployment", "--path-yml", "examples/deployment_metadata.draft.yml")
+    asset = staged.stdout.strip().splitlines()[-1]
+    if warm:
+        subprocess.run([sys.executable, "-c", "from pipeline_utils.runtime import client; client.ensure_daemon()"],
+                       env=env, cwd=ROOT, check=True)
+    started = time.perf_counter()
+    cli(env, "deploy", "create", "--name", "iris", "--model-asset-id", asset)
+    wall = time.perf_counter() - started
+    stop_runtime(env)
+    return wall
+
+
+def main() -> None:
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    with tempfile.TemporaryDirectory(prefix="bench-flow-") as folder:
+        work = Path(folder)
+        flows = [whole_flow(work, i) for i in range(repeats)]
+        plain = [in_process(work, i) for i in range(repeats)]
+        warm = [deploy_create(work, i, warm=True) for i in range(repeats)]
+        cold = [deploy_create(work, i, warm=False) for i in range(repeats)]
+    wall = statistics.median(f[0] for f in flows)
+    startup = statistics.median(f[1] for f in flows)
+    baseline = statistics.median(plain)
+    print(f"whole flow on the image example (pipeline run, median of {repeats}):")
+    print(f"  wall time                            {wall:6.1f} s   (goal < 60 s)")
+    print(f"  notebook start-up and CLI share      {startup:6.1f} s   {100 * startup / wall:.0f}% of the wall time")
+    print("  start-up per notebook (last run):    " + ", ".join(f"{k} {v:.1f} s" for k, v in flows[-1][2].items()))
+    print(f"  same functions in one process        {baseline:6.1f} s   runner overhead ratio {wall / baseline:.2f}x"
+          " (goal <= 2x)")
+    print(f"deploy create on the iris example, notebook included (median of {repeats}):")
+    print(f"  runtime already running              {statistics.median(warm):6.2f} s   (goal < 3 s)")
+    print(f"  runtime not running (cold)           {statistics.median(cold):6.2f} s")
+
+
+if __name__ == "__main__":
+    if "--in-process" in sys.argv:
+        in_process_flow()
+    else:
+        main()
