@@ -1,4 +1,6 @@
-"""Backend selection: the flow asks for a space (and later targets and services), never for a backend."""
+"""Backend selection, in one place: the flow asks for a space, a deploy target, a monitor service or a
+training runner, never for a backend. ``$MLOPS_BACKEND`` (default ``local``) chooses.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +10,46 @@ from pipeline_utils.errors import PipelineError
 KNOWN = ("local", "cpd")
 
 
-def _check(name: str) -> str:
+def _backend(name: str | None) -> str:
+    """The backend to use: ``name``, else the configured one; only ``local`` is implemented so far."""
+    name = (name or backend_name()).strip().lower()
     if name not in KNOWN:
         raise PipelineError(f"MLOPS_BACKEND: unknown backend {name!r} (choose one of {', '.join(KNOWN)})")
-    if name == "cpd":
+    if name != "local":
         raise PipelineError(
-            "MLOPS_BACKEND: the 'cpd' backend (IBM Cloud Pak for Data) is not available in this version; "
+            f"MLOPS_BACKEND: the {name!r} backend (IBM Cloud Pak for Data) is not available in this version; "
             "use 'local'"
         )
     return name
 
 
-def get_space():
-    """The deployment space of the configured backend."""
-    _check(backend_name())
+def get_space(backend: str | None = None):
+    """The deployment space of the backend."""
+    _backend(backend)
     from pipeline_utils.backends.local.space import LocalSpace
 
     return LocalSpace()
 
 
-def get_deploy_target():
-    """The deploy target of the configured backend."""
-    _check(backend_name())
+def get_deploy_target(backend: str | None = None):
+    """The deploy target of the backend."""
+    _backend(backend)
     from pipeline_utils.deploy.local import LocalTarget
 
     return LocalTarget()
+
+
+def get_monitor_service(backend: str | None = None):
+    """The monitor service of the backend."""
+    _backend(backend)
+    from pipeline_utils.monitor.local import LocalMonitorService
+
+    return LocalMonitorService()
+
+
+def get_training_runner(backend: str | None = None):
+    """The training runner of the backend."""
+    _backend(backend)
+    from pipeline_utils.training.local import LocalTrainingRunner
+
+    return LocalTrainingRunner()

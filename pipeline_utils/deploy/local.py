@@ -74,12 +74,3 @@ class LocalTarget(DeploymentTarget):
             return response.status_code, response.json()
         except ValueError:
             return response.status_code, response.text
-
-
-def get_target(name: str = "local") -> DeploymentTarget:
-    """The deploy target called ``name`` (only ``local`` exists so far)."""
-    from pipeline_utils.errors import PipelineError
-
-    if name != "local":
-        raise PipelineError(f"unknown deploy target {name!r}; available: local")
-    return LocalTarget()

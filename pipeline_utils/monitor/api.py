@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.config.settings import backend_name
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.monitor.model import MonitorInstance, MonitorStatus, Run
 from pipeline_utils.monitor.service import MonitorService
@@ -36,13 +35,10 @@ class MonitorSetup:
 
 
 def monitor_service(backend: str | None = None) -> MonitorService:
-    """The monitor service of the configured backend (``$MLOPS_BACKEND``, default ``local``)."""
-    name = backend or backend_name()
-    if name == "local":
-        from pipeline_utils.monitor.local import LocalMonitorService
+    """The monitor service of the configured backend (selected in :mod:`pipeline_utils.backends`)."""
+    from pipeline_utils.backends import get_monitor_service
 
-        return LocalMonitorService()
-    raise PipelineError(f"MLOPS_BACKEND: no monitor service for backend {name!r} yet (available: local)")
+    return get_monitor_service(backend)
 
 
 def _has_data(config: dict) -> bool:

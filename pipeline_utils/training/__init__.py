@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline_utils.config.settings import backend_name
-from pipeline_utils.errors import PipelineError
 from pipeline_utils.training.runner import JobInfo, JobStatus, StopOutcome, Submission, TrainingRunner, WorkerInfo
 from pipeline_utils.training.spec import Framework, JobSpec, build_job_spec, parse_env_pairs
 
@@ -23,10 +21,7 @@ __all__ = [
 
 
 def training_runner(backend: str | None = None) -> TrainingRunner:
-    """The training runner of ``backend`` (default: the configured backend)."""
-    name = backend or backend_name()
-    if name == "local":
-        from pipeline_utils.training.local import LocalTrainingRunner
+    """The training runner of ``backend`` (default: the configured backend; see :mod:`pipeline_utils.backends`)."""
+    from pipeline_utils.backends import get_training_runner
 
-        return LocalTrainingRunner()
-    raise PipelineError(f"backend: training on {name!r} is not available yet (only 'local')")
+    return get_training_runner(backend)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.deploy.base import DeploymentTarget
-from pipeline_utils.deploy.local import LocalTarget, get_target
+from pipeline_utils.deploy.local import LocalTarget
 from pipeline_utils.deploy.submission import (
     build_submission_folder,
     sample_request,
@@ -54,7 +55,7 @@ def test_unpack_refuses_zip_slip(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_local_target_flow(runtime: str, echo_kernel: Path, tmp_path: Path) -> None:
-    target = get_target("local")
+    target = get_deploy_target("local")
     assert isinstance(target, DeploymentTarget) and isinstance(target, LocalTarget)
     folder = build_submission_folder(echo_kernel, tmp_path / "submission", "flow")
     (folder / "sample_request.json").write_text('{"sample": true}')
@@ -82,5 +83,5 @@ def test_local_target_flow(runtime: str, echo_kernel: Path, tmp_path: Path) -> N
     assert target.stop("flow")["status"] == "stopped"
     target.delete("flow")
     assert not target.exists("flow")
-    with pytest.raises(PipelineError, match="unknown deploy target"):
-        get_target("kubernetes")
+    with pytest.raises(PipelineError, match="unknown backend 'kubernetes'"):
+        get_deploy_target("kubernetes")

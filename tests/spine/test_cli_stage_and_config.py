@@ -205,3 +205,9 @@ def test_every_group_and_command_has_help(cli, command):
 def test_version(cli):
     assert "run_pipeline 0.1.0" in cli("version").out
     assert json.loads(cli("version", "--json").out)["backend"] == "local"
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("cpd", "'cpd' backend"), ("azure", "unknown backend 'azure'")])
+def test_a_backend_that_is_not_available_is_one_clear_line(cli_process, backend, expected):
+    result = cli_process("space", "list", env={"MLOPS_BACKEND": backend})
+    assert result.code == 1 and expected in result.err and len(result.err.strip().splitlines()) == 1

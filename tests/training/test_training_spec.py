@@ -80,5 +80,5 @@ def test_env_pairs() -> None:
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(PipelineError, match="^backend: "):
+    with pytest.raises(PipelineError, match="^MLOPS_BACKEND: the 'cpd' backend .* is not available"):
         training_runner("cpd")
