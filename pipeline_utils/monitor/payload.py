@@ -5,15 +5,23 @@ secrets (password, token, api key, secret, credential, authorization, cookie, pr
 ``"***"``; strings longer than ``MAX_STRING_CHARS`` (e.g. serialized images) are replaced by a marker with
 their length and SHA-256; a record whose JSON still exceeds ``MAX_RECORD_BYTES`` keeps only its top-level
 keys. Each deployment keeps at most ``MAX_RECORDS`` records, oldest dropped first.
+
+``secrets`` (the deployment's custom-arg values) are masked wherever they occur: inside strings and keys,
+and in numbers whose text contains one; a record whose JSON text would still contain one (only possible for
+values made of JSON punctuation) is stored as ``"***"``. :func:`log_payloads` writes many records in one
+transaction (the runtime's background writer uses it); :func:`decode_body` turns a raw HTTP body into what
+is stored, parsing JSON only below ``MAX_PARSE_BYTES`` (larger bodies are kept as size and SHA-256).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,6 +30,9 @@ from pipeline_utils.backends.local.store import connect, register_schema, transa
 MAX_STRING_CHARS = 1024
 MAX_RECORD_BYTES = 16 * 1024
 MAX_RECORDS = 100_000
+MAX_PARSE_BYTES = 256 * 1024
+MASK = "***"
+_PLAIN = frozenset({int, float, bool, type(None)})
 _SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|^auth$|credential|cookie|private[_-]?key",
     re.IGNORECASE,
@@ -51,6 +62,8 @@ def redact(value: Any, *, max_chars: int = MAX_STRING_CHARS) -> Any:
             str(k): "***" if _SECRET_KEY.search(str(k)) else redact(v, max_chars=max_chars) for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
+        if all(type(v) in _PLAIN for v in value):  # fast path: rows of numbers
+            return list(value)
         return [redact(v, max_chars=max_chars) for v in value]
     if isinstance(value, bytes):
         return f"<{len(value)} bytes sha256={hashlib.sha256(value).hexdigest()[:16]}>"
@@ -62,12 +75,84 @@ def redact(value: Any, *, max_chars: int = MAX_STRING_CHARS) -> Any:
     return redact(str(value), max_chars=max_chars)
 
 
-def _capped_json(value: Any) -> str:
-    text = json.dumps(redact(value), default=str, allow_nan=False) if value is not None else "null"
-    if len(text.encode("utf-8")) <= MAX_RECORD_BYTES:
-        return text
-    keys = sorted(value) if isinstance(value, dict) else []
-    return json.dumps({"_truncated": True, "_bytes": len(text), "_keys": keys[:100]})
+def mask_secrets(value: Any, secrets: Sequence[str]) -> Any:
+    """A copy of ``value`` with every occurrence of each of ``secrets`` in strings, keys and numbers masked."""
+    if not secrets:
+        return value
+    if isinstance(value, dict):
+        return {_mask_text(str(k), secrets): mask_secrets(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v, secrets) for v in value]
+    if isinstance(value, str):
+        return _mask_text(value, secrets)
+    if value is None or isinstance(value, (bool, int, float)):
+        text = json.dumps(value)
+        return MASK if any(s in text for s in secrets) else value
+    return _mask_text(str(value), secrets)
+
+
+def _mask_text(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _clean_secrets(secrets: Iterable[str] | None) -> tuple[str, ...]:
+    """Non-empty values, longest first (so a value containing another is masked whole)."""
+    return tuple(sorted({str(s) for s in secrets or () if str(s)}, key=len, reverse=True))
+
+
+def _leaks(text: str, secrets: Sequence[str]) -> bool:
+    return any(s in text or json.dumps(s)[1:-1] in text for s in secrets)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _capped_json(value: Any, secrets: Sequence[str] = ()) -> str:
+    safe = mask_secrets(redact(value), secrets) if value is not None else None
+    try:
+        text = json.dumps(safe, default=str, allow_nan=False) if safe is not None else "null"
+    except ValueError:  # NaN or infinity (Python's json.loads accepts them): stored as strings
+        safe = mask_secrets(_finite(safe), secrets)
+        text = json.dumps(safe, default=str, allow_nan=False)
+    if len(text.encode("utf-8")) > MAX_RECORD_BYTES:
+        keys = sorted(safe) if isinstance(safe, dict) else []
+        text = json.dumps(mask_secrets({"_truncated": True, "_bytes": len(text), "_keys": keys[:100]}, secrets))
+    if secrets and _leaks(text, secrets):
+        return json.dumps(MASK)
+    return text
+
+
+def decode_body(body: bytes | str | None) -> Any:
+    """What is stored of a raw request or response body: its JSON value, else its text.
+
+    Bodies above ``MAX_PARSE_BYTES`` are not parsed (parsing holds the GIL): they are stored as
+    ``{"_truncated": true, "_bytes": n, "_sha256": ...}``.
+    """
+    if body is None:
+        return None
+    raw = body.encode("utf-8", "replace") if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_PARSE_BYTES:
+        return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest()}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")
+
+
+_INSERT = (
+    "INSERT INTO monitor_payload_log (deployment, logged_at, status, elapsed_ms, request_json, response_json)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def log_payload(
@@ -77,24 +162,61 @@ def log_payload(
     *,
     status: str | None = None,
     elapsed_ms: float | None = None,
+    secrets: Iterable[str] | None = None,
     conn: sqlite3.Connection | None = None,
 ) -> None:
-    """Append one scoring call of ``deployment`` to its payload log (redacted and size-capped)."""
-    row = (deployment, time.time(), status, elapsed_ms, _capped_json(request), _capped_json(response))
+    """Append one scoring call of ``deployment`` to its payload log (redacted, size-capped, ``secrets`` masked)."""
+    log_payloads(
+        [
+            {
+                "deployment": deployment,
+                "request": request,
+                "response": response,
+                "status": status,
+                "elapsed_ms": elapsed_ms,
+                "secrets": secrets,
+            }
+        ],
+        conn=conn,
+    )
+
+
+def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection | None = None) -> int:
+    """Append many scoring calls in one transaction; returns how many were written.
+
+    Each record is a dict with ``deployment``, ``request``, ``response`` and optionally ``status``,
+    ``elapsed_ms``, ``logged_at`` (UNIX time, default now) and ``secrets`` (values to mask).
+    """
+    now = time.time()
+    rows = []
+    for record in records:
+        secrets = _clean_secrets(record.get("secrets"))
+        status = record.get("status")
+        rows.append(
+            (
+                str(record["deployment"]),
+                float(record.get("logged_at") or now),
+                None if status is None else str(status),
+                record.get("elapsed_ms"),
+                _capped_json(record.get("request"), secrets),
+                _capped_json(record.get("response"), secrets),
+            )
+        )
+    if not rows:
+        return 0
     own = conn is None
     conn = conn or connect()
     try:
         with transaction(conn):
-            cur = conn.execute(
-                "INSERT INTO monitor_payload_log (deployment, logged_at, status, elapsed_ms, request_json,"
-                " response_json) VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            if cur.lastrowid and cur.lastrowid % 1000 == 0:
-                _prune(conn, deployment)
+            before = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM monitor_payload_log").fetchone()[0]
+            conn.executemany(_INSERT, rows)
+            if (before + len(rows)) // 1000 != before // 1000:
+                for deployment in {row[0] for row in rows}:
+                    _prune(conn, deployment)
     finally:
         if own:
             conn.close()
+    return len(rows)
 
 
 def _prune(conn: sqlite3.Connection, deployment: str) -> None:

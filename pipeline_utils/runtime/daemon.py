@@ -28,6 +28,7 @@ from pipeline_utils.fsutil import atomic_write_text
 from pipeline_utils.runtime import flavours, ipc, records
 from pipeline_utils.runtime.httpserver import HttpProtocol, Request, Response, error, json_response
 from pipeline_utils.runtime.metrics import Metrics
+from pipeline_utils.runtime.payloadlog import PayloadLog
 from pipeline_utils.runtime.pool import Pool, Spare, spawn_worker
 from pipeline_utils.runtime.profile import apply_changes, default_profile
 from pipeline_utils.runtime.settings import (
@@ -76,6 +77,8 @@ class Runtime:
         self.home = home
         self.port = port
         self.metrics = Metrics()
+        self.payload_log = PayloadLog(home)
+        self.metrics.payload_log = self.payload_log
         self.pools: dict[str, Pool] = {}
         self.started_at = time.time()
         self.shutdown_event = asyncio.Event()
@@ -123,7 +126,10 @@ class Runtime:
             return error(404, f"no deployment named {name!r}")
         started = time.perf_counter()
         status, answer = await pool.submit(kind, body)
-        self.metrics.observe(name, status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.observe(name, status, seconds)
+        if pool.log_payloads:
+            self.payload_log.put(name, status, seconds * 1000.0, body, answer, pool.secret_values)
         if status == 200:
             pool.served += 1
         else:
@@ -258,7 +264,9 @@ class Runtime:
         }
         records.insert(record)
         pool = Pool(record, self.home, self.metrics, self.take_spare)
+        pool.payload_log = self.payload_log
         pool.secrets = secrets
+        pool.secret_values = tuple(v for v in secrets.values() if v)
         self.pools[name] = pool
         self.ensure_spare()
         return json_response(201, self._row(pool))
@@ -288,6 +296,7 @@ class Runtime:
             "enforcement": enforced,
             "kernels": [k.info() for k in pool.kernels],
             "logs": str(runtime_dir(self.home) / "logs" / pool.name),
+            "payload_log": {"enabled": pool.log_payloads, **self.payload_log.stats(pool.name)},
         }
 
     # -- warm spare worker -----------------------------------------------------------------------
@@ -322,6 +331,7 @@ class Runtime:
         """Load deployment records; bring back those that were started."""
         for record in records.all_records():
             pool = Pool(record, self.home, self.metrics, self.take_spare)
+            pool.payload_log = self.payload_log
             self.pools[record["name"]] = pool
             if record["desired"] == "started":
                 pool.start(None)
@@ -342,6 +352,7 @@ class Runtime:
             self.spare[0].kill()
             self.spare[1].close()
         await asyncio.gather(*(p.stop(drain_timeout=2) for p in self.pools.values()), return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
 
 
 async def serve(port: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -18,6 +19,7 @@ class Metrics:
         self.restarts: dict[str, int] = defaultdict(int)
         self.bucket_counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.latency_sum: dict[str, float] = defaultdict(float)
+        self.payload_log: Any = None  # the daemon's PayloadLog: written/dropped/failed counters per deployment
 
     def observe(self, deployment: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -73,6 +75,25 @@ class Metrics:
         lines += [
             f'mlops_runtime_kernel_restarts_total{{deployment="{d}"}} {n}' for d, n in sorted(self.restarts.items())
         ]
+        if self.payload_log is not None:
+            for metric, series, text in (
+                ("written", self.payload_log.written, "Payload log records written."),
+                ("dropped", self.payload_log.dropped, "Payload log records dropped (writer queue full)."),
+                ("failed", self.payload_log.failed, "Payload log records lost to write errors."),
+            ):
+                lines += [
+                    f"# HELP mlops_runtime_payload_log_{metric}_total {text}",
+                    f"# TYPE mlops_runtime_payload_log_{metric}_total counter",
+                ]
+                lines += [
+                    f'mlops_runtime_payload_log_{metric}_total{{deployment="{d}"}} {n}'
+                    for d, n in sorted(dict(series).items())
+                ]
+            lines += [
+                "# HELP mlops_runtime_payload_log_queued Payload log records waiting for the writer.",
+                "# TYPE mlops_runtime_payload_log_queued gauge",
+                f"mlops_runtime_payload_log_queued {self.payload_log.queued()}",
+            ]
         rows = list(gauges())
         for metric, index, text in (
             ("kernels", 1, "Kernel processes alive."),

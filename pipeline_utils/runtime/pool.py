@@ -22,6 +22,8 @@ from typing import Any
 
 from pipeline_utils.runtime import ipc
 from pipeline_utils.runtime.metrics import Metrics
+from pipeline_utils.runtime.payloadlog import PayloadLog
+from pipeline_utils.runtime.profile import with_defaults
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_QUEUE = 10_000
@@ -179,9 +181,12 @@ class Pool:
         self.folder = Path(record["folder"])
         self.flavour: str = record["flavour"]
         self.entry: str = record["entry"]
-        self.profile: dict[str, Any] = record["profile"]
+        self.log_payloads = False
+        self.profile = with_defaults(record["profile"])
         self.custom_arg_names: list[str] = record["custom_arg_names"]
         self.secrets: dict[str, str] | None = None
+        self.secret_values: tuple[str, ...] = ()
+        self.payload_log: PayloadLog | None = None
         self.home = home
         self.metrics = metrics
         self.state = "stopped"
@@ -194,6 +199,15 @@ class Pool:
         self._cpu_cursor = 0
 
     # -- policy values -------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        return self._profile
+
+    @profile.setter
+    def profile(self, value: dict[str, Any]) -> None:
+        self._profile = value
+        self.log_payloads = bool(value.get("logging", {}).get("payload", False))
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -232,6 +246,7 @@ class Pool:
         """Start serving: launch kernel_min kernels."""
         if secrets is not None:
             self.secrets = dict(secrets)
+            self.secret_values = tuple(v for v in self.secrets.values() if v)
         missing = [n for n in self.custom_arg_names if n not in (self.secrets or {})]
         if missing:
             self.state = "needs-custom-args"
@@ -260,6 +275,8 @@ class Pool:
         self.queue.clear()
         await self._shutdown_kernels()
         self.state = "stopped"
+        if self.payload_log is not None:
+            await self.payload_log.flush_async()
 
     async def _shutdown_kernels(self) -> None:
         kernels = list(self.kernels)

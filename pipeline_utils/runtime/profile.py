@@ -23,6 +23,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "limits": {
         "max_request_bytes": 64 * 1024 * 1024,
     },
+    # Off by default: logging costs the daemon CPU per request (queueing here, JSON parsing, masking
+    # and SQLite writes in its writer thread, which shares the GIL with the event loop), and request
+    # bodies may hold personal data; users switch it on per deployment (see README).
+    "logging": {
+        "payload": False,
+    },
 }
 SECONDS = ("kernel_delay_release_time", "task_execution_timeout")
 SECTION_OF = {key: section for section, keys in DEFAULTS.items() for key in keys}
@@ -31,6 +37,15 @@ SECTION_OF = {key: section for section, keys in DEFAULTS.items() for key in keys
 def default_profile() -> dict[str, dict[str, Any]]:
     """A fresh copy of the default profile."""
     return copy.deepcopy(DEFAULTS)
+
+
+def with_defaults(profile: dict[str, Any]) -> dict[str, Any]:
+    """``profile`` with settings added since it was stored filled in from the defaults."""
+    merged = copy.deepcopy(profile)
+    for section, keys in DEFAULTS.items():
+        for key, value in keys.items():
+            merged.setdefault(section, {}).setdefault(key, copy.deepcopy(value))
+    return merged
 
 
 def apply_changes(profile: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,189 @@
+"""Payload logging in the runtime: a profile switch, a batched background writer, custom-arg values masked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.monitor import payload
+from pipeline_utils.monitor.context import run_context
+from pipeline_utils.monitor.definitions import generic_metrics
+from pipeline_utils.runtime import client, payloadlog
+from pipeline_utils.runtime.profile import apply_changes, default_profile, with_defaults
+
+SECRET = "pl-s3cr3t-9d41e7"
+
+
+def _wait_count(name: str, expected: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    count = payload.payload_count(name)
+    while count < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        count = payload.payload_count(name)
+    return count
+
+
+# -- in process ------------------------------------------------------------------------------------
+
+
+def test_profile_setting_default_off_and_coerced() -> None:
+    profile = default_profile()
+    assert profile["logging"] == {"payload": False}
+    assert apply_changes(profile, {"logging.payload": "true"})["logging"]["payload"] is True
+    assert apply_changes(profile, {"payload": True})["logging"]["payload"] is True
+    assert apply_changes(profile, {"logging": {"payload": "off"}})["logging"]["payload"] is False
+    old = {k: v for k, v in default_profile().items() if k != "logging"}
+    assert with_defaults(old)["logging"] == {"payload": False}
+    with pytest.raises(PipelineError, match="unknown profile setting 'logging.nope'"):
+        apply_changes(profile, {"logging.nope": 1})
+
+
+def test_batch_api_masks_custom_arg_values_everywhere() -> None:
+    written = payload.log_payloads(
+        [
+            {
+                "deployment": "dep-b",
+                "request": {"note": f"key={SECRET}", SECRET: 1, "n": 12345, "password": "x"},
+                "response": f"raw {SECRET} text",
+                "status": 200,
+                "elapsed_ms": 1.5,
+                "secrets": [SECRET, "12345", ""],
+            },
+            {"deployment": "dep-b", "request": {"i": 2}, "response": None},
+        ]
+    )
+    assert written == 2 and payload.payload_count("dep-b") == 2
+    second, first = payload.payload_records("dep-b")
+    assert first["request"] == {"note": "key=***", "***": 1, "n": "***", "password": "***"}
+    assert first["response"] == "raw *** text" and first["status"] == "200"
+    assert second["request"] == {"i": 2}
+    payload.log_payload("dep-b", {"x": "y"}, {"z": 1})  # the one-record API still works
+    assert payload.payload_count("dep-b") == 3
+
+
+def test_decode_body_parses_lazily_and_caps() -> None:
+    assert payload.decode_body(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    assert payload.decode_body(b"not json \xff") == "not json \ufffd"
+    big = b'{"image": "' + b"A" * (payload.MAX_PARSE_BYTES + 10) + b'"}'
+    decoded = payload.decode_body(big)
+    assert decoded["_truncated"] is True and decoded["_bytes"] == len(big) and len(decoded["_sha256"]) == 64
+    payload.log_payloads([{"deployment": "dep-n", "request": payload.decode_body(b"[NaN, 1]"), "response": None}])
+    assert payload.payload_records("dep-n")[0]["request"] == ["nan", 1]  # one odd body does not sink a batch
+
+
+def test_writer_queue_drops_oldest_when_full(monkeypatch: pytest.MonkeyPatch, mlops_home: Path) -> None:
+    monkeypatch.setenv("MLOPS_RUNTIME_PAYLOAD_INTERVAL", "60")
+    monkeypatch.setattr(payloadlog, "MAX_QUEUED", 5)
+    log = payloadlog.PayloadLog(mlops_home)
+    for i in range(8):
+        log.put("dep-q", 200, 1.0, f'{{"i": {i}}}'.encode(), b'{"ok": true}', ())
+    assert log.stats("dep-q")["dropped"] == 3 and log.queued("dep-q") == 5
+    assert payload.payload_count("dep-q") == 0  # nothing written before the interval or a flush
+    assert log.flush(10)
+    log.close()
+    assert [r["request"]["i"] for r in payload.payload_records("dep-q")] == [7, 6, 5, 4, 3]
+    assert log.stats("dep-q") == {"written": 5, "dropped": 3, "failed": 0, "queued": 0, "last_error": ""}
+
+
+# -- a real daemon ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_off_by_default_then_switched_on_live(runtime: str, echo_kernel: Path, tmp_path: Path) -> None:
+    client.create("plog", echo_kernel)
+    client.start("plog")
+    view = client.wait_ready("plog")
+    assert view["profile"]["logging"]["payload"] is False
+    assert view["payload_log"]["enabled"] is False
+    url = client.deployment_url("plog")
+    for i in range(5):
+        assert httpx.post(url, json={"i": i}).status_code == 200
+    time.sleep(0.8)
+    assert payload.payload_count("plog") == 0
+
+    profile = client.update_profile("plog", {"logging.payload": True})
+    assert profile["logging"]["payload"] is True
+    assert client.get("plog")["payload_log"]["enabled"] is True
+    n = 30
+    with httpx.Client() as http:
+        for i in range(n):
+            assert http.post(url, json={"i": i, "text": f"row {i}"}).status_code == 200
+    assert _wait_count("plog", n) == n
+    records = payload.payload_records("plog", limit=n)
+    assert sorted(r["request"]["i"] for r in records) == list(range(n))
+    for record in records:
+        assert record["status"] == "200" and record["elapsed_ms"] > 0
+        assert record["response"]["echo"] == record["request"]
+    stats = client.get("plog")["payload_log"]
+    assert stats["written"] == n and stats["dropped"] == 0 and stats["queued"] == 0
+    metrics = httpx.get(f"{runtime}/metrics").text
+    assert f'mlops_runtime_payload_log_written_total{{deployment="plog"}} {n}' in metrics
+    assert "mlops_runtime_payload_log_dropped_total" in metrics
+
+    volume = tmp_path / "volume"
+    (volume / "gt").mkdir(parents=True)
+    (volume / "pred").mkdir()
+    with run_context("plog", "generic_metrics"):
+        values = generic_metrics({"dir_gt": "gt", "dir_pred": "pred", "most_recent": 1}, volume)
+    assert values["num_payload_records"] == n and values["num_payload_records_recent"] == n
+
+    client.update_profile("plog", {"logging.payload": False})
+    assert httpx.post(url, json={"i": -1}).status_code == 200
+    client.stop("plog")
+    assert payload.payload_count("plog") == n
+
+
+@pytest.mark.slow
+def test_custom_arg_values_never_stored(runtime: str, echo_kernel: Path, mlops_home: Path) -> None:
+    client.create("plsec", echo_kernel, profile={"logging": {"payload": True}}, custom_args={"CPD_API_KEY": SECRET})
+    client.start("plsec")
+    assert client.wait_ready("plsec")["payload_log"]["enabled"] is True
+    url = client.deployment_url("plsec")
+    shown = httpx.post(url, json={"note": f"my key is {SECRET}", "show_args": ["CPD_API_KEY"]})
+    assert shown.status_code == 200 and shown.json()["env"]["CPD_API_KEY"] == SECRET
+    raw = httpx.post(url, content=f"not json {SECRET}".encode())
+    assert raw.status_code == 500
+    client.stop("plsec")
+    assert payload.payload_count("plsec") == 2
+    text_record, json_record = payload.payload_records("plsec")
+    assert json_record["request"]["note"] == "my key is ***"
+    assert json_record["response"]["env"] == {"CPD_API_KEY": "***"}
+    assert json_record["response"]["globals"] == {"CPD_API_KEY": "***"}
+    assert text_record["request"] == "not json ***" and text_record["status"] == "500"
+    files = [p for p in mlops_home.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("mlops.db") for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), f"custom-arg value written to {path}"
+
+
+@pytest.fixture
+def slow_writer_runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A daemon whose payload writer only writes on its own every 60 s (so flushes are what writes)."""
+    monkeypatch.setenv("MLOPS_RUNTIME_PAYLOAD_INTERVAL", "60")
+    return request.getfixturevalue("runtime")
+
+
+@pytest.mark.slow
+def test_records_flushed_on_stop_and_shutdown(slow_writer_runtime: str, echo_kernel: Path) -> None:
+    client.create("plstop", echo_kernel, profile={"logging.payload": True})
+    client.start("plstop")
+    client.wait_ready("plstop")
+    url = client.deployment_url("plstop")
+    for i in range(7):
+        assert httpx.post(url, json={"i": i}).status_code == 200
+    time.sleep(0.3)
+    assert payload.payload_count("plstop") == 0
+    assert client.get("plstop")["payload_log"]["queued"] == 7
+    client.stop("plstop")
+    assert payload.payload_count("plstop") == 7
+
+    client.start("plstop")
+    client.wait_ready("plstop")
+    for i in range(3):
+        assert httpx.post(url, json={"i": i}).status_code == 200
+    assert client.shutdown_daemon(timeout=20)
+    assert payload.payload_count("plstop") == 10
