@@ -58,20 +58,20 @@ def evaluation_workers() -> int:
     return max(1, int(configured)) if configured.isdigit() else min(4, os.cpu_count() or 1)
 
 
-def _pair_histogram(dir_gt: Path, dir_pred: Path, name: str) -> np.ndarray | Exception:
+def _pair_counts(dir_gt: Path, dir_pred: Path, name: str) -> np.ndarray | Exception:
     try:
-        return masks.pair_histogram(dir_gt / name, dir_pred / name)
+        return masks.pair_counts(dir_gt / name, dir_pred / name)
     except Exception as exc:
         return exc
 
 
-def _histograms(dir_gt: Path, dir_pred: Path, pairs: list[str]) -> Iterator[np.ndarray | Exception]:
-    workers = evaluation_workers()
-    if workers == 1:
-        yield from (_pair_histogram(dir_gt, dir_pred, name) for name in pairs)
+def _confusions(dir_gt: Path, dir_pred: Path, pairs: list[str]) -> Iterator[np.ndarray | Exception]:
+    workers = min(evaluation_workers(), len(pairs))
+    if workers <= 1:
+        yield from (_pair_counts(dir_gt, dir_pred, name) for name in pairs)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(lambda name: _pair_histogram(dir_gt, dir_pred, name), pairs)
+        yield from pool.map(lambda name: _pair_counts(dir_gt, dir_pred, name), pairs)
 
 
 def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
@@ -84,20 +84,20 @@ def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
             f"segmentation_metrics needs at least {min_files} newly created files in the past {days:g} days"
             f" in both {config['dir_gt']} and {config['dir_pred']}; found {len(pairs)} pairs"
         )
-    histogram = np.zeros(16, dtype=np.int64)
+    confusion = np.zeros((3, 3), dtype=np.int64)  # pooled over the pairs: 9 counts
     used = 0
-    for name, counts in zip(pairs, _histograms(dir_gt, dir_pred, pairs), strict=True):
+    for name, counts in zip(pairs, _confusions(dir_gt, dir_pred, pairs), strict=True):
         if isinstance(counts, Exception):
             note_problem(f"skipped {name}: {counts}")
         else:
-            histogram += counts
+            confusion += counts
             used += 1
     if used < min_files:
         raise EvaluationFailed(
             f"segmentation_metrics needs at least {min_files} readable image pairs;"
             f" {used} of {len(pairs)} were readable"
         )
-    return masks.segmentation_values(masks.fold(histogram))
+    return masks.segmentation_values(confusion)
 
 
 segmentation_metrics.metrics = frozenset(  # type: ignore[attr-defined]

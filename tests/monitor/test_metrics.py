@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from pipeline_utils.monitor import masks
 from pipeline_utils.monitor.config import Threshold
-from pipeline_utils.monitor.masks import pair_counts, segmentation_values
+from pipeline_utils.monitor.masks import image_counts, pair_counts, segmentation_values
 from tests.monitor.helpers import GT, volume, write_mask, write_pairs
 
 
@@ -103,3 +105,76 @@ def test_sizes_must_match() -> None:
     root = volume()
     with pytest.raises(ValueError, match="differs"):
         pair_counts(write_mask(root / "g.png", GT), write_mask(root / "p.png", ["RK"]))
+
+
+def _reference_confusion(gt: Image.Image, pred: Image.Image) -> np.ndarray:
+    """The README's rules written out plainly: convert to RGB, classify each pixel, count the pairs."""
+
+    def classes(image: Image.Image) -> np.ndarray:
+        rgb = np.asarray(image.convert("RGB")).astype(int)
+        red, blue = rgb[..., 0] >= 128, rgb[..., 2] >= 128
+        return np.where(red & ~blue, 1, np.where(blue & ~red, 2, 0))
+
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(confusion, (classes(gt).ravel(), classes(pred).ravel()), 1)
+    return confusion
+
+
+def _random_mask(rng: np.random.Generator, mode: str, size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    # values near the 128 boundary, the extremes and anything in between
+    values = rng.choice(np.array([0, 1, 60, 126, 127, 128, 129, 200, 254, 255], dtype=np.uint8), (height, width, 4))
+    values[rng.random((height, width)) < 0.3] = rng.integers(0, 256, 4, dtype=np.uint8)
+    rgba = Image.fromarray(values, "RGBA")
+    if mode == "RGBA":
+        return rgba
+    if mode == "P":
+        return rgba.convert("RGB").quantize(colors=7, dither=Image.Dither.NONE)
+    if mode == "PA":
+        return rgba.convert("RGB").quantize(colors=5, dither=Image.Dither.NONE).convert("PA")
+    return rgba.convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("gt_mode", "pred_mode"),
+    [
+        ("RGB", "RGB"),
+        ("RGBA", "RGB"),
+        ("RGB", "RGBA"),
+        ("RGBX", "RGB"),
+        ("P", "RGB"),
+        ("RGB", "L"),
+        ("LA", "1"),
+        ("PA", "RGBA"),
+        ("CMYK", "RGB"),
+        ("I;16", "RGB"),
+    ],
+)
+def test_fast_counts_agree_with_a_plain_reference_on_random_masks(gt_mode: str, pred_mode: str) -> None:
+    rng = np.random.default_rng(sum(map(ord, gt_mode + pred_mode)))
+    root = volume()
+    # 300 x 257 pixels: more than one counting chunk, and a partial last chunk
+    for size in [(300, 257), (7, 3), (1, 1)]:
+        gt, pred = _random_mask(rng, gt_mode, size), _random_mask(rng, pred_mode, size)
+        expected = _reference_confusion(gt, pred)
+        assert image_counts(gt, pred).tolist() == expected.tolist()
+        # the same through PNG files, where the mode survives the round trip
+        if gt_mode not in {"RGBX", "CMYK", "PA"}:
+            gt.save(root / "ref_gt.png")
+            pred.save(root / "ref_pred.png")
+            assert pair_counts(root / "ref_gt.png", root / "ref_pred.png").tolist() == expected.tolist()
+
+
+def test_the_copy_path_agrees_with_the_in_place_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    pairs = [(_random_mask(rng, "RGB", (513, 129)), _random_mask(rng, "RGBA", (513, 129))) for _ in range(3)]
+    in_place = [image_counts(gt, pred).tolist() for gt, pred in pairs]
+    monkeypatch.setattr(masks, "_arrow_words", lambda image: None)
+    assert [image_counts(gt, pred).tolist() for gt, pred in pairs] == in_place
+    assert in_place == [_reference_confusion(gt, pred).tolist() for gt, pred in pairs]
+
+
+def test_pixel_words_are_the_stored_bytes() -> None:
+    image = _random_mask(np.random.default_rng(3), "RGB", (33, 17))
+    words, _owner = masks.pixel_words(image)
+    assert words.tobytes() == image.tobytes("raw", "RGBX")
