@@ -8,15 +8,13 @@ Speed: decoding the PNGs is the bulk of an evaluation; the classes are counted o
 without copying them. Pillow keeps an RGB image as 4 bytes per pixel (R, G, B, pad); read as one
 little-endian 32-bit word, bit 7 is red >= 128 and bit 23 is blue >= 128, so ``word & 0x00800080`` is
 ``0x80`` for a positive pixel and ``0x800000`` for a negative one. The words are read in place through
-Pillow's Arrow export (Pillow >= 11.2) or, failing that, from one copy (``tobytes``), and counted in
-cache-sized chunks with per-thread scratch arrays.
+Pillow's Arrow export (Pillow >= 11.2, imported by pyarrow) or, failing that, from one copy
+(``tobytes``), and counted in cache-sized chunks with per-thread scratch arrays.
 """
 
 from __future__ import annotations
 
-import ctypes
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,57 +31,25 @@ _BLUE = np.uint32(0x00800000)
 _CHUNK = 1 << 16  # pixels counted per step: the scratch arrays stay in the CPU cache
 
 
-class _ArrowArray(ctypes.Structure):
-    """The Arrow C data interface's ``struct ArrowArray`` (a stable ABI)."""
-
-
-_ArrowArray._fields_ = [
-    ("length", ctypes.c_int64),
-    ("null_count", ctypes.c_int64),
-    ("offset", ctypes.c_int64),
-    ("n_buffers", ctypes.c_int64),
-    ("n_children", ctypes.c_int64),
-    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
-    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
-    ("dictionary", ctypes.c_void_p),
-    ("release", ctypes.c_void_p),
-    ("private_data", ctypes.c_void_p),
-]
-
-
-def _capsule_pointer() -> Callable[[object, bytes], int] | None:
-    try:
-        function = ctypes.pythonapi.PyCapsule_GetPointer
-    except (AttributeError, ValueError):  # not CPython
-        return None
-    function.restype = ctypes.c_void_p
-    function.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    return function
-
-
-_CAPSULE_POINTER = _capsule_pointer()
-
-
 def _arrow_words(image: Image.Image) -> tuple[np.ndarray, object] | None:
-    """The image's pixels as 32-bit words read in place (and the capsule keeping them alive), or None."""
-    export = getattr(image, "__arrow_c_array__", None)
-    if export is None or _CAPSULE_POINTER is None:
+    """The image's pixels as 32-bit words read in place through Pillow's Arrow export, or None.
+
+    pyarrow imports the export without copying: an RGB(A) image is one ``fixed_size_list<uint8>[4]``
+    per pixel, whose values buffer holds the pixel bytes in one block.
+    """
+    if not hasattr(image, "__arrow_c_array__"):
         return None
-    pixels = image.width * image.height
     try:
-        _schema, capsule = export()
-        array = _ArrowArray.from_address(_CAPSULE_POINTER(capsule, b"arrow_array"))
-        # an RGB(A) image is one fixed_size_list<uint8>[4] per pixel: its child holds the bytes
-        if array.length != pixels or array.offset or array.n_children != 1:
+        import pyarrow
+
+        array = pyarrow.array(image)
+        pixels = image.width * image.height
+        if len(array) != pixels or array.offset or array.type.list_size != 4 or array.values.offset:
             return None
-        child = array.children[0].contents
-        if child.length != 4 * pixels or child.offset or child.n_buffers != 2 or not child.buffers[1]:
-            return None
-        words = np.frombuffer((ctypes.c_uint32 * pixels).from_address(child.buffers[1]), dtype=np.uint32)
+        words = np.frombuffer(array.values.buffers()[1], dtype="<u4", count=pixels)
     except Exception:  # no single-block storage, another layout, an older Pillow: take the copy
         return None
-    words.flags.writeable = False
-    return words, capsule
+    return words, array
 
 
 def pixel_words(image: Image.Image) -> tuple[np.ndarray, object]:
