@@ -19,7 +19,7 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime-deps
 
 demo: $(VENV)/.runtime-deps
-	$(BIN)/python run_pipeline.py pipeline run --path-yml examples/deployment_metadata.draft.yml
+	$(BIN)/python run_pipeline.py pipeline run --path-yml examples/ihc/deployment_metadata.draft.yml
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
@@ -27,12 +27,19 @@ lint: $(VENV)/.dev-deps
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev-deps
-	$(BIN)/python bench/run_all.py
+BASELINES := .venv-baselines
+
+$(BASELINES)/.deps: bench/requirements-baselines.txt
+	test -x $(BASELINES)/bin/python || $(PYTHON) -m venv $(BASELINES)
+	$(BASELINES)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-baselines.txt
+	touch $@
+
+bench: $(VENV)/.dev-deps $(BASELINES)/.deps
+	BENCH_BASELINE_PYTHON=$(CURDIR)/$(BASELINES)/bin/python $(BIN)/python bench/run_all.py
 
 lab: $(VENV)/.runtime-deps
 	$(PIP) -r requirements-lab.txt
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BASELINES) .pytest_cache .ruff_cache

@@ -4,8 +4,8 @@ Serves a LogisticRegression on 20 features (one row per request, predict_proba) 
 in one run on this machine: requests/s at 16 connections (wrk), p50 latency at concurrency 1
 against an in-process predict_proba, time from start to the first answer, and MB/s for a
 4 MB request body. Baselines run from a separate virtualenv (``--baseline-python``, default
-/tmp/benchvenv/bin/python, needs mlflow, fastapi, uvicorn, scikit-learn) and are skipped with a
-message when missing.
+``$BENCH_BASELINE_PYTHON`` or .venv-baselines/bin/python, which ``make bench`` creates from
+bench/requirements-baselines.txt) and are skipped with a message when missing.
 
 Usage: python bench/bench_runtime.py [--duration 10] [--baseline-python PATH]
 """
@@ -244,7 +244,10 @@ def main() -> int:
     global WRK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run at 16 connections")
-    parser.add_argument("--baseline-python", default="/tmp/benchvenv/bin/python")
+    parser.add_argument(
+        "--baseline-python",
+        default=os.environ.get("BENCH_BASELINE_PYTHON") or str(ROOT / ".venv-baselines" / "bin" / "python"),
+    )
     args = parser.parse_args()
     WRK = find_wrk()
     if WRK is None:
