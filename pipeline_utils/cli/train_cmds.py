@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
-from pipeline_utils.cli.output import emit_table, json_option, note
+from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
 from pipeline_utils.notebooks import run_notebook
 from pipeline_utils.training import training_runner
 
@@ -30,8 +30,9 @@ def train() -> None:
 @click.option("--timeout", type=float, help="Seconds to wait for the job.")
 @save_notebook_option
 @report_mode_option
+@json_option
 def submit_command(scripts_dir, main_file, framework, workers, devices_per_worker, memory_mb, msd_env, data_volume,
-                   data_path, args, name, timeout, save_notebook, report_mode) -> None:
+                   data_path, args, name, timeout, save_notebook, report_mode, as_json) -> None:
     """Run A1: prepare the submission, submit it, follow its log, wait for the end."""
     env = parse_pairs(msd_env, "--msd-env")
     parameters = {
@@ -52,7 +53,10 @@ def submit_command(scripts_dir, main_file, framework, workers, devices_per_worke
                           report_mode=report_mode, stream_output=True)
     finish_notebook_command(result, save_notebook)
     scraps = result.scraps()
-    click.echo(scraps.get("model_dir", ""))
+    if as_json:
+        emit_record({"run_id": result.run_id, "notebook": str(result.output_path), **scraps}, as_json=True)
+    else:
+        click.echo(scraps.get("model_dir", ""))
 
 
 @train.command("list")

@@ -26,9 +26,11 @@ def write_scripts(folder: Path, body: str) -> Path:
 
 def test_submit_runs_a1_trains_the_example_and_records_the_model(mlops_home):
     result = cli("train", "submit", "--scripts-dir", ROOT / "examples" / "ihc", "--main-file", "training/train.py",
-                 "--msd-env", "TRAIN_TOKEN=tok-5551234")
+                 "--msd-env", "TRAIN_TOKEN=tok-5551234", "--json")
     assert result.returncode == 0, result.stderr
-    model_dir = Path(result.stdout.strip().splitlines()[-1])
+    record = json.loads(result.stdout)
+    assert record["job_status"] == "finished" and record["job_id"].startswith("train-")
+    model_dir = Path(record["model_dir"])
     assert (model_dir / "pixel_classifier.joblib").is_file()
     jobs = json.loads(cli("train", "list", "--json").stdout)
     assert jobs[0]["status"] == "finished" and jobs[0]["exit_code"] == 0
