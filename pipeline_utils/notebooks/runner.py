@@ -127,6 +127,26 @@ def _kernel_environment(extra: Mapping[str, str]) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def _import_papermill():
+    """Import papermill without its optional HDFS handler.
+
+    papermill imports ``pyarrow.fs`` (with numpy, about 0.2 s) whenever pyarrow is installed, for
+    ``hdfs://`` paths, which the pipeline never uses; the handler is left out for this one import
+    and ``pyarrow.fs`` stays importable for everyone else.
+    """
+    if "papermill" in sys.modules:
+        return sys.modules["papermill"]
+    hide = "pyarrow.fs" not in sys.modules
+    if hide:
+        sys.modules["pyarrow.fs"] = None
+    try:
+        import papermill
+    finally:
+        if hide:
+            del sys.modules["pyarrow.fs"]
+    return papermill
+
+
 def _ipc_kernel_manager(folder: Path):
     """A kernel manager talking to the kernel over Unix sockets in ``folder`` (mode 0700), not loopback TCP."""
     from jupyter_client.manager import AsyncKernelManager
@@ -204,8 +224,7 @@ def run_notebook(
     Without ``run_id`` it joins the run of the notebook that called it (``MLOPS_RUN_ID``),
     or starts a new run of its own.
     """
-    import papermill
-
+    papermill = _import_papermill()
     source = Path(notebook) if Path(notebook).suffix == ".ipynb" else notebook_path(str(notebook))
     if not source.is_file():
         raise PipelineError(f"notebook: {source}: no such notebook")
