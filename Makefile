@@ -39,7 +39,7 @@ bench: $(VENV)/.dev-deps $(BASELINES)/.deps
 
 lab: $(VENV)/.runtime-deps
 	$(PIP) -r requirements-lab.txt
-	$(BIN)/jupyter lab notebooks/
+	PYTHONPATH=$(CURDIR) $(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) $(BASELINES) .pytest_cache .ruff_cache
