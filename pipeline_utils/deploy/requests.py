@@ -63,4 +63,10 @@ def predict_volume_folder(
                 "msg": answer.get("msg"),
             }
         )
+    failed = [row for row in rows if row["http"] != 200 or row["status"] != "finished"]
+    if failed:
+        raise PipelineError(
+            f"{len(failed)} of {len(rows)} volume requests to {deployment_name} failed; "
+            f"first: {failed[0]['image']}: HTTP {failed[0]['http']} {failed[0]['msg']}"
+        )
     return rows

@@ -109,10 +109,8 @@ def create_and_start(
     return row
 
 
-def profile_table(name: str):
+def profile_table(name: str) -> Table:
     """The deployment profile (policy, resources, limits) as a table."""
-    import pandas as pd
-
     profile = get_deploy_target().get_profile(name)
     rows = {
         f"{section}.{key}": value
@@ -120,7 +118,7 @@ def profile_table(name: str):
         if isinstance(values, dict)
         for key, value in values.items()
     }
-    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+    return Table.of_record(rows, f"{name} profile")
 
 
 def send_sample_request(name: str, submission: Path) -> dict[str, Any] | None:

@@ -87,3 +87,17 @@ def test_profile_stop_start_delete(runtime):
     assert json.loads(cli("deploy", "list", "--json").stdout) == []
     missing = cli("deploy", "delete", "--name", "iris")
     assert missing.returncode == 1 and "no deployment named 'iris'" in missing.stderr
+
+
+def test_volume_predictions_that_fail_are_an_error_not_a_silent_gap(runtime, mlops_home):
+    from pipeline_utils.deploy.requests import predict_volume_folder
+    from pipeline_utils.errors import PipelineError
+
+    asset = stage()
+    assert cli("deploy", "create", "--name", "iris", "--model-asset-id", asset).returncode == 0
+    inputs = mlops_home / "volumes" / "V" / "inputs"
+    inputs.mkdir(parents=True)
+    (inputs / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(PipelineError, match=r"1 of 1 volume requests to iris failed; first: a.png: HTTP 200"):
+        predict_volume_folder("iris", "V", "inputs", dir_pred="preds")
+    assert not any((mlops_home / "volumes" / "V" / "preds").iterdir())
