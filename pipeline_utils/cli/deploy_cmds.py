@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import yaml
 
-from pipeline_utils.backends import get_deploy_target, get_space
+from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
 from pipeline_utils.errors import PipelineError
@@ -123,25 +123,7 @@ def stop_command(name: str) -> None:
 @click.option("--remove-config", is_flag=True, help="Also delete its metadata entry.")
 def delete_command(name: str, remove_monitor: bool, remove_config: bool) -> None:
     """Delete a deployment; its metadata entry forgets the URL (or goes, with --remove-config)."""
-    target = get_deploy_target()
-    space = get_space()
-    if not target.exists(name):
-        raise PipelineError(f"--name: no deployment named {name!r}")
-    entry_key = next((key for key, entry in space.metadata().items()
-                      if (entry.get("wmla_deployment") or {}).get("deployment_name") == name), None)
-    if remove_monitor:
-        from pipeline_utils.monitor import delete_monitors
+    from pipeline_utils.deploy.steps import delete_deployment
 
-        note(f"removed monitor(s) {', '.join(delete_monitors(name)) or 'none'} of {name}")
-    target.delete(name)
-    if entry_key and remove_config:
-        space.delete_entry(entry_key)
-        note(f"deleted metadata entry {entry_key}")
-    elif entry_key:
-        def forget(entry: dict) -> dict:
-            entry["deployment_id"] = None
-            entry["wmla_deployment"]["deployment_url"] = None
-            return entry
-
-        space.update_entry(entry_key, forget)
-    note(f"deleted deployment {name}")
+    for line in delete_deployment(name, remove_monitors=remove_monitor, remove_config=remove_config):
+        note(line)

@@ -169,3 +169,44 @@ def record_deployment(model_asset_id: str, name: str) -> dict:
         return entry
 
     return get_space().update_entry(model_asset_id, change)
+
+
+def delete_deployment(
+    name: str, *, remove_monitors: bool = False, remove_config: bool = False, missing_ok: bool = False
+) -> list[str]:
+    """Delete a deployment (and its monitors, or its metadata entry); returns one line per thing removed.
+
+    The metadata entries that record the deployment (its name with a URL) are deleted with
+    ``remove_config``, else they forget the URL (and the subscription, when the monitors go).
+    """
+    target, space = get_deploy_target(), get_space()
+    exists = target.exists(name)
+    if not exists and not missing_ok:
+        raise PipelineError(f"--name: no deployment named {name!r}")
+    done = []
+    if remove_monitors:
+        from pipeline_utils.monitor import delete_monitors, list_monitors
+
+        if list_monitors(name):
+            done.append(f"deleted monitor(s) {', '.join(delete_monitors(name))} of {name}")
+    if exists:
+        target.delete(name)
+        done.append(f"deleted deployment {name}")
+
+    def forget(entry: dict) -> dict:
+        entry["deployment_id"] = None
+        entry["wmla_deployment"]["deployment_url"] = None
+        if remove_monitors:
+            entry["openscale_subscription_id"] = None
+        return entry
+
+    for key, entry in space.metadata().items():
+        wmla = entry.get("wmla_deployment") or {}
+        if wmla.get("deployment_name") != name or not wmla.get("deployment_url"):
+            continue
+        if remove_config:
+            space.delete_entry(key)
+            done.append(f"deleted metadata entry {key}")
+        else:
+            space.update_entry(key, forget)
+    return done

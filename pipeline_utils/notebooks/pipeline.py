@@ -124,21 +124,10 @@ def run_summary():
 
 def retire_deployment(deployment_name: str) -> None:
     """Before redeploying under the same name: delete the old deployment and its monitors, forget its URL."""
-    from pipeline_utils.backends import get_deploy_target
-    from pipeline_utils.monitor import delete_monitors, list_monitors
+    from pipeline_utils.deploy.steps import delete_deployment
 
-    target = get_deploy_target()
-    if list_monitors(deployment_name):
-        print(f"deleted monitors {', '.join(delete_monitors(deployment_name))} of the previous {deployment_name}")
-    if target.exists(deployment_name):
-        target.delete(deployment_name)
-        print(f"deleted the previous deployment {deployment_name}")
-    space = get_space()
-    for key, entry in space.metadata().items():
-        wmla = entry.get("wmla_deployment") or {}
-        if wmla.get("deployment_name") == deployment_name and wmla.get("deployment_url"):
-            space.update_entry(key, lambda e: {**e, "deployment_id": None, "openscale_subscription_id": None,
-                                               "wmla_deployment": {**e["wmla_deployment"], "deployment_url": None}})
+    for line in delete_deployment(deployment_name, remove_monitors=True, missing_ok=True):
+        print(f"{line} (left by an earlier run)")
 
 
 def has_monitors(model_asset_id: str) -> bool:

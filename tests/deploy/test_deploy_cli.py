@@ -101,3 +101,26 @@ def test_volume_predictions_that_fail_are_an_error_not_a_silent_gap(runtime, mlo
     with pytest.raises(PipelineError, match=r"1 of 1 volume requests to iris failed; first: a.png: HTTP 200"):
         predict_volume_folder("iris", "V", "inputs", dir_pred="preds")
     assert not any((mlops_home / "volumes" / "V" / "preds").iterdir())
+
+
+def test_delete_with_remove_monitor_forgets_url_and_subscription(runtime, mlops_home):
+    from PIL import Image
+
+    asset = stage(yml=EXAMPLES / "ihc" / "deployment_metadata.draft.yml")
+    assert cli("deploy", "create", "--name", "ihc-segmentation", "--model-asset-id", asset).returncode == 0
+    volume = mlops_home / "volumes" / "IHCVolume" / "model_eval"
+    for folder in ("gt_images", "model_images"):
+        (volume / folder).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (8, 8), (255, 0, 0)).save(volume / folder / f"t{index}.png")
+    assert cli("monitor", "create", "--name", "ihc-segmentation").returncode == 0
+    assert entry(asset)["openscale_subscription_id"]
+    removed = cli("deploy", "delete", "--name", "ihc-segmentation", "--remove-monitor")
+    assert removed.returncode == 0 and "deleted monitor(s) generic_metrics, segmentation_metrics" in removed.stderr
+    assert json.loads(cli("monitor", "list", "--json").stdout) == []
+    assert entry(asset)["openscale_subscription_id"] is None
+    assert entry(asset)["wmla_deployment"]["deployment_url"] is None
+    gone = cli("deploy", "create", "--name", "ihc-segmentation", "--model-asset-id", asset)
+    assert gone.returncode == 0, gone.stderr
+    assert cli("deploy", "delete", "--name", "ihc-segmentation", "--remove-config").returncode == 0
+    assert asset not in json.loads(cli("config", "list", "--detail", "--json").stdout)
