@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import nbformat
 
+from tests.conftest import run_cli as cli
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ}, timeout=timeout)
 
 
 def write_scripts(folder: Path, body: str) -> Path:
@@ -73,6 +68,9 @@ def test_stop_twice_is_clear(tmp_path, mlops_home):
 
     scripts = write_scripts(tmp_path / "s", "import time\nprint('working', flush=True)\ntime.sleep(60)\n")
     job = training_runner().submit(build_job_spec(scripts_dir=scripts, main_file="main.py"))
+    deadline = time.monotonic() + 60
+    while "working" not in "".join(training_runner().logs(job.job_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     first = cli("train", "stop", job.job_id)
     assert first.returncode == 0
     second = cli("train", "stop", job.job_id)
