@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def run_cli(*args: object, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run ``run_pipeline.py`` as a real process, as a scheduler would: no terminal, this test's environment."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tests.conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ}, timeout=timeout)
+cli = functools.partial(run_cli, timeout=300)
 
 
 def test_the_whole_flow_on_the_image_example(runtime, mlops_home):

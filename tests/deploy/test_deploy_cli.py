@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import nbformat
 import pytest
 
+from tests.conftest import run_cli as cli
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ}, timeout=timeout)
 
 
 def stage(model=EXAMPLES / "model", dependency=EXAMPLES / "deployment",

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +10,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from tests.conftest import run_cli as cli
+
 ROOT = Path(__file__).resolve().parents[2]
 DRAFT = ROOT / "examples" / "ihc" / "deployment_metadata.draft.yml"
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ}, timeout=timeout)
 
 
 def mask(kind: str) -> np.ndarray:

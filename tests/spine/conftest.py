@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,17 +36,10 @@ def cli(capsys):
 @pytest.fixture
 def cli_process():
     """Run ``run_pipeline.py`` as a real process with no terminal on stdin."""
+    from tests.conftest import run_cli
 
     def run(*args: str, env: dict | None = None, timeout: float = 120) -> Result:
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            timeout=timeout,
-            cwd=ROOT,
-        )
+        proc = run_cli(*args, env=env, timeout=timeout)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
