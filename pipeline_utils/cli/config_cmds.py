@@ -41,7 +41,7 @@ def list_command(detail: bool, as_json: bool) -> None:
     """List the metadata entries (one per model asset id)."""
     document = get_space().metadata()
     if detail:
-        click.echo(to_json(document) if as_json else dump_yaml(document), nl=not as_json or True)
+        click.echo(to_json(document) if as_json else dump_yaml(document))
         return
     rows = [entry_row(key, entry) for key, entry in document.items()]
     columns = ["model_asset_id", "model_name", "deployment_name", "deployment_url", "monitors"]
