@@ -10,12 +10,16 @@ PYTEST_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime-deps: requirements.txt | $(BIN)/python
+# The project installs itself (editable): kernels, workers, notebooks and training jobs import pipeline_utils
+# because it is installed, and its entry points register the local backend and the `mlops` command.
+$(VENV)/.runtime-deps: requirements.txt pyproject.toml setup.py | $(BIN)/python
 	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt pyproject.toml setup.py | $(BIN)/python
 	$(PIP) -r requirements-dev.txt
+	$(PIP) --no-deps -e .
 	touch $@ $(VENV)/.runtime-deps
 
 demo: $(VENV)/.runtime-deps
@@ -39,7 +43,7 @@ bench: $(VENV)/.dev-deps $(BASELINES)/.deps
 
 lab: $(VENV)/.runtime-deps
 	$(PIP) -r requirements-lab.txt
-	PYTHONPATH=$(CURDIR) $(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) $(BASELINES) .pytest_cache .ruff_cache

@@ -145,8 +145,8 @@ def deploy_create(work: Path, index: int, warm: bool) -> float:
                  "examples/deployment", "--path-yml", "examples/deployment_metadata.draft.yml")
     asset = staged.stdout.strip().splitlines()[-1]
     if warm:
-        subprocess.run([sys.executable, "-c", "from pipeline_utils.runtime import client; client.ensure_daemon()"],
-                       env=env, cwd=ROOT, check=True)
+        start_runtime = "from pipeline_utils.backends.local.runtime import client; client.ensure_daemon()"
+        subprocess.run([sys.executable, "-c", start_runtime], env=env, cwd=ROOT, check=True)
         time.sleep(3)  # running and idle: its warm spare worker has finished importing
     started = time.perf_counter()
     cli(env, "deploy", "create", "--name", "iris", "--model-asset-id", asset)

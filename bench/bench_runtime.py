@@ -127,7 +127,7 @@ def bench_runtime(folder: Path, work: Path, duration: float) -> dict[str, float]
     """Our runtime: start -> first answer, wrk at 16 and 1 connections, 4 MB bodies."""
     os.environ["MLOPS_HOME"] = str(work / "mlops-home")
     os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
-    from pipeline_utils.runtime import client
+    from pipeline_utils.backends.local.runtime import client
 
     client.ensure_daemon()
     try:
@@ -159,7 +159,7 @@ def bench_runtime_cold(folder: Path, work: Path) -> dict[str, float]:
     """A fresh daemon, then create and start at once: the spare worker is still importing."""
     os.environ["MLOPS_HOME"] = str(work / "mlops-home-cold")
     os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
-    from pipeline_utils.runtime import client
+    from pipeline_utils.backends.local.runtime import client
 
     started = time.perf_counter()
     client.ensure_daemon()

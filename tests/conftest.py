@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def run_cli(*args: object, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -34,7 +32,6 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.delenv("MLOPS_VOLUMES_DIR", raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     return home
 
 
@@ -57,7 +54,7 @@ def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mlo
     import json
     import signal
 
-    from pipeline_utils.runtime import client
+    from pipeline_utils.backends.local.runtime import client
 
     monkeypatch.setenv("MLOPS_RUNTIME_PORT", str(free_port()))
     if "sklearn_folders" not in request.fixturenames:

@@ -19,23 +19,33 @@ COMMANDS = {
     "deploy": "pipeline_utils.cli.deploy_cmds:deploy",
     "monitor": "pipeline_utils.cli.monitor_cmds:monitor",
     "train": "pipeline_utils.cli.train_cmds:train",
-    "runtime": "pipeline_utils.cli.runtime_cmds:runtime",
     "runs": "pipeline_utils.cli.runs_cmds:runs",
     "pipeline": "pipeline_utils.cli.pipeline_cmds:pipeline",
     "version": "pipeline_utils.cli.version_cmd:version",
 }
 
 
+PLUGIN_COMMANDS_GROUP = "mlops.commands"
+
+
+def _plugin_commands() -> dict[str, str]:
+    """Command groups that installed backends add (entry points ``mlops.commands``), e.g. the local ``runtime``."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=PLUGIN_COMMANDS_GROUP) if ep.name not in COMMANDS}
+
+
 class LazyGroup(click.Group):
     """Imports a command's module only when that command runs (click's lazy-loading pattern): fast start-up."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({*COMMANDS, *_plugin_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
+        target = COMMANDS.get(cmd_name) or _plugin_commands().get(cmd_name)
+        if target is None:
             return None
-        module_name, attribute = COMMANDS[cmd_name].split(":")
+        module_name, attribute = target.split(":")
         return getattr(importlib.import_module(module_name), attribute)
 
 
@@ -48,13 +58,13 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 1."""
+def main(argv: list[str] | None = None, prog_name: str = "run_pipeline.py") -> int:
+    """Run the CLI; a user error prints one line and exits with its type's code (see ``pipeline_utils.errors``)."""
     try:
-        code = cli.main(args=argv, prog_name="run_pipeline.py", standalone_mode=False)
+        code = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except PipelineError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
-        return 1
+        return exc.exit_code
     except click.exceptions.Abort:
         err_console.print("[bold red]error:[/bold red] aborted")
         return 1
@@ -77,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return code if isinstance(code, int) else 0
+
+
+def console_main() -> None:
+    """The ``mlops`` console script: the same CLI as ``python run_pipeline.py``."""
+    sys.exit(main(prog_name="mlops"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The deploy target interface, in the style of MLflow's deployments plugin ``BaseDeploymentClient``.
 
-The local runtime implements it (:mod:`pipeline_utils.deploy.local`); WMLA EDI, Kubernetes and
+The local runtime implements it (:mod:`pipeline_utils.backends.local.deploy`); WMLA EDI, Kubernetes and
 other targets implement the same methods so the A2 flow does not change with the target.
 """
 
@@ -10,8 +10,10 @@ import abc
 from pathlib import Path
 from typing import Any
 
+from pipeline_utils.backends import Configurable
 
-class DeploymentTarget(abc.ABC):
+
+class DeploymentTarget(Configurable, abc.ABC):
     """Where deployments run: create from a submission folder, start/stop, inspect, tune, delete."""
 
     name: str = "base"

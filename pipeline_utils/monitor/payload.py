@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from pipeline_utils.backends.local.store import connect, register_schema, transaction
+from pipeline_utils.store import connect, register_schema, transaction
 
 MAX_STRING_CHARS = 1024
 MAX_RECORD_BYTES = 16 * 1024

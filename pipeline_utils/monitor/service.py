@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from pipeline_utils.backends import Configurable
 from pipeline_utils.monitor.model import MonitorInstance, MonitorStatus, Run
 
 
-class MonitorService(ABC):
+class MonitorService(Configurable, ABC):
     """Subscriptions per deployment, monitor instances with thresholds, evaluation runs and their history."""
 
     @abstractmethod

@@ -26,7 +26,11 @@ SECRET_NAMES_ENV = "MLOPS_SECRET_NAMES"
 MASK = "********"
 SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS_DIR = (
+    PROJECT_ROOT / "notebooks"
+    if (PROJECT_ROOT / "notebooks").is_dir()
+    else Path(__file__).resolve().parents[1] / "_notebooks"
+)
 DEFAULT_CELL_TIMEOUT = 600
 DEFAULT_START_TIMEOUT = 60
 _ENV_LOCK = threading.Lock()
@@ -239,10 +243,8 @@ def run_notebook(
     if not run_id:
         run_id, own_run = runs.start_run(kind or source.stem, parameters), True
     seq, output = runs.start_notebook(run_id, source.name, parameters)
-    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     environment = {
         **secrets,
-        "PYTHONPATH": python_path,
         RUN_ID_ENV: run_id,
         SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
     }

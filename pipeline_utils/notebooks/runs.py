@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline_utils.backends.local.store import connect, register_schema, transaction
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import PipelineError
+from pipeline_utils.store import connect, register_schema, transaction
 
 register_schema(
     "runs",

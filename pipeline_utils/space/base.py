@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline_utils.backends import Configurable
 from pipeline_utils.errors import PipelineError
 
 METADATA_FILENAME = "deployment_metadata.yml"
@@ -50,7 +51,7 @@ class Asset:
         return record
 
 
-class Space(ABC):
+class Space(Configurable, ABC):
     """A deployment space: what the flow stages into and reads back from."""
 
     space_id: str

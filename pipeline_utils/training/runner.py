@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from pipeline_utils.backends import Configurable
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.training.spec import JobSpec
 
@@ -96,7 +97,7 @@ class StopOutcome(BaseModel):
     job: JobInfo
 
 
-class TrainingRunner(abc.ABC):
+class TrainingRunner(Configurable, abc.ABC):
     """Prepares, submits, follows and stops training jobs on one backend."""
 
     @abc.abstractmethod

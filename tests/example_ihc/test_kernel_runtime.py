@@ -9,7 +9,7 @@ import shutil
 import httpx
 import pytest
 
-from pipeline_utils.deploy.local import LocalTarget
+from pipeline_utils.backends.local.deploy import LocalTarget
 from tests.example_ihc.helpers import DEPLOYMENT
 
 pytestmark = pytest.mark.slow

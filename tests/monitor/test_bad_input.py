@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from pipeline_utils.backends.local.store import connect
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.monitor import configure_monitors, run_monitors
+from pipeline_utils.store import connect
 from tests.monitor.helpers import monitor_config, volume, write_pairs
 
 TABLES = ("monitor_subscriptions", "monitor_instances", "monitor_runs")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_utils.backends.local.runtime import client
 from pipeline_utils.errors import PipelineError
-from pipeline_utils.runtime import client
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline_utils.backends import get_deploy_target
+from pipeline_utils.backends.local.deploy import LocalTarget
 from pipeline_utils.deploy.base import DeploymentTarget
-from pipeline_utils.deploy.local import LocalTarget
 from pipeline_utils.deploy.submission import (
     build_submission_folder,
     sample_request,
@@ -83,5 +83,5 @@ def test_local_target_flow(runtime: str, echo_kernel: Path, tmp_path: Path) -> N
     assert target.stop("flow")["status"] == "stopped"
     target.delete("flow")
     assert not target.exists("flow")
-    with pytest.raises(PipelineError, match="unknown backend 'kubernetes'"):
+    with pytest.raises(PipelineError, match="no deploy target named 'kubernetes' is installed"):
         get_deploy_target("kubernetes")

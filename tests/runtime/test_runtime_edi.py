@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline_utils.backends.local.runtime import client
 from pipeline_utils.errors import PipelineError
-from pipeline_utils.runtime import client
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,7 @@ def test_create_rejects_bad_names_duplicates_and_folders(runtime: str, echo_kern
 def test_task_context_batches_through_next(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from pipeline_utils.runtime import worker
+    from pipeline_utils.backends.local.runtime import worker
 
     monkeypatch.syspath_prepend(str(worker.SHIMS))
     sys.modules.pop("redhareapi", None)

@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import pytest
 
-from pipeline_utils.runtime import client
+from pipeline_utils.backends.local.runtime import client
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

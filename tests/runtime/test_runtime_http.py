@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from pipeline_utils.runtime.httpserver import HttpProtocol, Request, Response
+from pipeline_utils.backends.local.runtime.httpserver import HttpProtocol, Request, Response
 
 
 class EchoApp:

@@ -9,7 +9,7 @@ import joblib
 import numpy as np
 import pytest
 
-from pipeline_utils.runtime import client
+from pipeline_utils.backends.local.runtime import client
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_kserve_v2_routes(estimator: str, sklearn_folders: dict[str, Path]) -> N
 
 
 def test_v2_readiness_false_until_kernel_started(runtime: str, tmp_path: Path) -> None:
-    from pipeline_utils.runtime.client import create, start
+    from pipeline_utils.backends.local.runtime.client import create, start
 
     echo = Path(__file__).resolve().parent / "kernels" / "echo"
     create("slow", echo, custom_args={"ECHO_START_DELAY": "1.5"})

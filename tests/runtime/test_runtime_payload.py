@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline_utils.backends.local.runtime import client, payloadlog
+from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile, with_defaults
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.monitor import payload
 from pipeline_utils.monitor.context import run_context
 from pipeline_utils.monitor.definitions import generic_metrics
-from pipeline_utils.runtime import client, payloadlog
-from pipeline_utils.runtime.profile import apply_changes, default_profile, with_defaults
 
 SECRET = "pl-s3cr3t-9d41e7"
 

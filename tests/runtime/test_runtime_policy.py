@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline_utils.runtime import client
+from pipeline_utils.backends.local.runtime import client
 
 pytestmark = pytest.mark.slow
 

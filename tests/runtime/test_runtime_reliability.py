@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline_utils.runtime import client
+from pipeline_utils.backends.local.runtime import client
 
 from .loadgen import load
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline_utils.backends.local.store import connect
+from pipeline_utils.backends.local.training.jobstore import load_job
 from pipeline_utils.backends.local.volumes import volume_path
 from pipeline_utils.errors import PipelineError
+from pipeline_utils.store import connect
 from pipeline_utils.training import JobStatus, build_job_spec
-from pipeline_utils.training.jobstore import load_job
 
 TRAIN = """
 import os, pathlib, time

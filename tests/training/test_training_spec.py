@@ -80,5 +80,5 @@ def test_env_pairs() -> None:
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(PipelineError, match="^MLOPS_BACKEND: the 'cpd' backend .* is not available"):
+    with pytest.raises(PipelineError, match="^MLOPS_BACKEND: no training runner named 'cpd' is installed"):
         training_runner("cpd")

@@ -1,0 +1,1 @@
+"""The local inference runtime: one daemon serving deployments whose kernels run in worker processes."""

@@ -1,0 +1,129 @@
+"""``deploy create|list|view|update-profile|start|stop|delete``: inference services (seed 000/001)."""
+
+from __future__ import annotations
+
+import click
+import yaml
+
+from pipeline_utils.backends import get_deploy_target
+from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
+from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.notebooks import run_notebook
+
+name_option = click.option("--name", required=True, help="Deployment name.")
+custom_arg_option = click.option("--custom-arg", "custom_args", multiple=True, metavar="K=V",
+                                 help="Variable for the kernel (module-level name and env var; value kept secret).")
+
+
+@click.group()
+def deploy() -> None:
+    """Deploy staged models as inference services and manage them."""
+
+
+@deploy.command("create")
+@name_option
+@click.option("--model-asset-id", required=True, help="Model asset id (key of the metadata entry).")
+@click.option("--kernel-filename", default="kernel.py", show_default=True, help="Kernel file in the deployment folder.")
+@custom_arg_option
+@click.option("--ready-timeout", type=float, default=120, show_default=True, help="Seconds to wait for readiness.")
+@save_notebook_option
+@report_mode_option
+@json_option
+def create_command(name, model_asset_id, kernel_filename, custom_args, ready_timeout, save_notebook, report_mode,
+                   as_json) -> None:
+    """Run A2: build the submission, deploy with the entry's resource configs, test it, record the URL."""
+    secrets = parse_pairs(custom_args, "--custom-arg")
+    get_deploy_target().prepare()
+    parameters = {
+        "MODEL_ASSET_ID": model_asset_id,
+        "DEPLOYMENT_NAME": name,
+        "KERNEL_FILENAME": kernel_filename,
+        "CUSTOM_ARG_NAMES": sorted(secrets),
+        "READY_TIMEOUT": ready_timeout,
+    }
+    result = run_notebook("A2_Deploy", parameters, secrets=secrets, kind="deploy create", report_mode=report_mode)
+    finish_notebook_command(result, save_notebook)
+    scraps = result.scraps()
+    if as_json:
+        emit_record({"run_id": result.run_id, "notebook": str(result.output_path), **scraps}, as_json=True)
+    else:
+        click.echo(scraps["deployment_url"])
+
+
+def _row(row: dict) -> dict:
+    return {**row, "kernels": f"{row.get('kernels_running', 0)}/{row.get('kernel_min')}/{row.get('kernel_max')}"}
+
+
+@deploy.command("list")
+@json_option
+def list_command(as_json: bool) -> None:
+    """List deployments: status, kernels running/min/max, URL, requests served, errors."""
+    rows = get_deploy_target().list()
+    if as_json:
+        emit_table(rows, [], as_json=True)
+        return
+    columns = ["name", "status", "kernels", "url", "requests_served", "errors"]
+    emit_table([_row(r) for r in rows], columns, as_json=False, title="deployments (kernels: running/min/max)")
+
+
+@deploy.command("view")
+@name_option
+@json_option
+def view_command(name: str, as_json: bool) -> None:
+    """Show a deployment's profile (policy, resources, limits) and its kernels."""
+    emit_record(get_deploy_target().get(name), as_json=as_json, title=name)
+
+
+def _parse_settings(settings: tuple[str, ...]) -> dict:
+    changes = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip():
+            raise PipelineError(f"--set: expected KEY=VALUE such as policy.kernel_max=4 (got {setting!r})")
+        changes[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return changes
+
+
+@deploy.command("update-profile")
+@name_option
+@click.option("--set", "settings", multiple=True, required=True, metavar="KEY=VALUE",
+              help="A profile setting, e.g. policy.kernel_max=4 (repeatable).")
+@json_option
+def update_profile_command(name: str, settings: tuple[str, ...], as_json: bool) -> None:
+    """Change profile settings; applied live to a running deployment."""
+    profile = get_deploy_target().update_profile(name, _parse_settings(settings))
+    emit_record(profile, as_json=as_json, title=f"{name} profile")
+
+
+@deploy.command("start")
+@name_option
+@custom_arg_option
+def start_command(name: str, custom_args: tuple[str, ...]) -> None:
+    """Start a stopped deployment (give its custom args again after a runtime restart)."""
+    target = get_deploy_target()
+    secrets = parse_pairs(custom_args, "--custom-arg")
+    target.prepare()
+    target.start(name, secrets or None)
+    target.wait_ready(name)
+    note(f"{name} is serving at {target.url(name)}")
+
+
+@deploy.command("stop")
+@name_option
+def stop_command(name: str) -> None:
+    """Stop a deployment: in-flight requests finish, then its kernels stop."""
+    get_deploy_target().stop(name)
+    note(f"{name} stopped")
+
+
+@deploy.command("delete")
+@name_option
+@click.option("--remove-monitor", is_flag=True, help="Also delete the deployment's monitors.")
+@click.option("--remove-config", is_flag=True, help="Also delete its metadata entry.")
+def delete_command(name: str, remove_monitor: bool, remove_config: bool) -> None:
+    """Delete a deployment; its metadata entry forgets the URL (or goes, with --remove-config)."""
+    from pipeline_utils.deploy.steps import delete_deployment
+
+    for line in delete_deployment(name, remove_monitors=remove_monitor, remove_config=remove_config):
+        note(line)

@@ -1,0 +1,59 @@
+"""``space list|show|download|delete``: the assets of the deployment space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.space import get_space
+
+ASSET_COLUMNS = ["id", "name", "asset_type", "version", "size", "created_at", "updated_at"]
+
+
+@click.group()
+def space() -> None:
+    """Inspect and manage the assets of the deployment space."""
+
+
+@space.command("list")
+@json_option
+def list_command(as_json: bool) -> None:
+    """List the assets of the space."""
+    rows = [asset.as_dict() for asset in get_space().list_assets()]
+    emit_table(rows, ASSET_COLUMNS, as_json=as_json, title="assets")
+
+
+@space.command("show")
+@click.argument("asset")
+@json_option
+def show_command(asset: str, as_json: bool) -> None:
+    """Show one asset (by id or name) with its version history."""
+    record = get_space().get_asset(asset).as_dict(with_versions=True)
+    emit_record(record, as_json=as_json, title=record["name"])
+
+
+@space.command("download")
+@click.argument("asset")
+@click.option("--dest", type=click.Path(path_type=Path), default=Path("."), show_default=True, help="Folder or file.")
+@click.option("--version", "version_number", type=int, help="A version other than the latest.")
+def download_command(asset: str, dest: Path, version_number: int | None) -> None:
+    """Download an asset (by id or name) from the space."""
+    target = get_space().download_asset(asset, dest, version=version_number)
+    click.echo(str(target))
+
+
+@space.command("delete")
+@click.argument("asset")
+def delete_command(asset: str) -> None:
+    """Delete an asset (by id or name) and all its versions."""
+    space_ = get_space()
+    found = space_.get_asset(asset)
+    if found.id in space_.metadata():
+        raise PipelineError(
+            f"asset {found.name!r} ({found.id}) has a metadata entry; delete it first with 'config delete'"
+        )
+    space_.delete_asset(found.id)
+    note(f"deleted asset {found.name} ({found.id})")

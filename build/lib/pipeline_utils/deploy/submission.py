@@ -1,0 +1,103 @@
+"""WMLA-style submission folders: an unpacked dependency folder plus a generated ``model.json``.
+
+``model.json`` follows IBM WMLA's "create service" layout (name, kernel_path, readme, tag,
+weight_path, runtime, schema_version, mk_environments, attributes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.fsutil import atomic_write_text
+
+SAMPLE_REQUESTS = ("sample_request.json", "sample_input.json", "input.json")
+
+
+def unpack_dependency(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a dependency zip into ``dest`` (refusing members that leave it); a single top folder is kept out."""
+    archive, dest = Path(archive), Path(dest)
+    if not zipfile.is_zipfile(archive):
+        raise PipelineError(f"{archive.name} is not a zip archive")
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+            target = (root / member).resolve()
+            if target != root and root not in target.parents:
+                raise PipelineError(f"{archive.name}: member {member!r} leaves the extraction folder")
+        zf.extractall(root)
+    entries = [p for p in root.iterdir() if not p.name.startswith("__MACOSX")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return root
+
+
+def model_json(
+    name: str,
+    *,
+    kernel_filename: str = "kernel.py",
+    readme: str = "README.md",
+    tag: str = "mlops",
+    weight_path: str = "./",
+    runtime: str = "dlipy3",
+    attributes: list[dict[str, Any]] | None = None,
+    mk_environments: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``model.json`` of a WMLA EDI service."""
+    return {
+        "name": name,
+        "tag": tag,
+        "runtime": runtime,
+        "kernel_path": kernel_filename,
+        "weight_path": weight_path,
+        "readme": readme,
+        "schema_version": "1",
+        "mk_environments": mk_environments or [],
+        "attributes": attributes or [],
+    }
+
+
+def build_submission_folder(
+    dependency_dir: str | Path,
+    dest: str | Path,
+    name: str,
+    *,
+    kernel_filename: str = "kernel.py",
+    extra_files: list[str | Path] | None = None,
+    **model_fields: Any,
+) -> Path:
+    """Copy the unpacked dependency folder to ``dest`` and write its ``model.json``; returns ``dest``."""
+    source, dest = Path(dependency_dir), Path(dest)
+    if not source.is_dir():
+        raise PipelineError(f"dependency folder {source} does not exist")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest)
+    for extra in extra_files or []:
+        shutil.copy2(extra, dest / Path(extra).name)
+    if not (dest / kernel_filename).is_file() and not (dest / "config.yaml").is_file():
+        found = ", ".join(sorted(p.name for p in dest.iterdir())) or "nothing"
+        raise PipelineError(f"kernel file {kernel_filename} not found in the dependency folder (found: {found})")
+    readme = model_fields.pop("readme", "README.md")
+    if not (dest / readme).is_file():
+        atomic_write_text(dest / readme, f"# {name}\n\nDeployment {name}, kernel `{kernel_filename}`.\n")
+    spec = model_json(name, kernel_filename=kernel_filename, readme=readme, **model_fields)
+    atomic_write_text(dest / "model.json", json.dumps(spec, indent=2) + "\n")
+    return dest
+
+
+def sample_request(folder: str | Path) -> Any | None:
+    """The folder's sample request (``sample_request.json`` and similar), parsed, or None."""
+    for candidate in SAMPLE_REQUESTS:
+        path = Path(folder) / candidate
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError as exc:
+                raise PipelineError(f"{path.name} is not valid JSON: {exc}") from None
+    return None

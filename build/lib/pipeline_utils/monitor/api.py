@@ -1,0 +1,121 @@
+"""One-line entry points for the CLI and the notebooks (A3): configure, run, status, list, history, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.monitor.model import MonitorInstance, MonitorStatus, Run
+from pipeline_utils.monitor.service import MonitorService
+
+
+@dataclass(frozen=True)
+class MonitorSetup:
+    """What ``monitor create`` did: the subscription id (to write into the entry), the monitors, first runs."""
+
+    deployment: str
+    subscription_id: str
+    monitors: list[MonitorInstance]
+    runs: list[Run] = field(default_factory=list)
+
+    def entry_update(self) -> dict[str, Any]:
+        """The metadata fields to write back into the deployment's entry."""
+        return {"openscale_subscription_id": self.subscription_id}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json``)."""
+        return {
+            "deployment": self.deployment,
+            "subscription_id": self.subscription_id,
+            "monitors": [m.monitor_id for m in self.monitors],
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+def monitor_service(backend: str | None = None) -> MonitorService:
+    """The monitor service of the configured backend (selected in :mod:`pipeline_utils.backends`)."""
+    from pipeline_utils.backends import get_monitor_service
+
+    return get_monitor_service(backend)
+
+
+def _has_data(config: dict) -> bool:
+    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+    from pipeline_utils.monitor.files import image_files
+
+    volume = volume_path(config["volume_display_name"])
+    return bool(image_files(resolve_on_volume(volume, config["dir_pred"])))
+
+
+def configure_monitors(
+    deployment: str,
+    entry: dict,
+    model_asset_id: str | None = None,
+    *,
+    first_run: bool = True,
+    service: MonitorService | None = None,
+) -> MonitorSetup:
+    """``monitor create``: subscribe the deployment, create its monitors from ``entry``, run those with data."""
+    service = service or monitor_service()
+    provider = entry.get("openscale_custom_metric_provider") if isinstance(entry, dict) else None
+    if not isinstance(provider, dict) or not provider:
+        raise PipelineError("openscale_custom_metric_provider: no monitors configured (expected monitor id -> config)")
+    from pipeline_utils.monitor.evaluation import check_monitor
+
+    for monitor_id, raw in provider.items():
+        check_monitor(monitor_id, raw)
+    existing = service.subscription_id(deployment)
+    if existing and service.list_monitors(deployment):
+        configured = sorted({m.monitor_id for m in service.list_monitors(deployment)} & set(provider))
+        if configured:
+            raise PipelineError(
+                f"openscale_custom_metric_provider.{configured[0]}: monitor already configured for deployment"
+                f" {deployment!r} (subscription {existing}); delete it first with `monitor delete --name {deployment}`"
+            )
+    subscription_id = service.create_subscription(deployment, model_asset_id or entry.get("model_asset"))
+    try:
+        monitors = service.create_monitors(deployment, provider)
+    except PipelineError:
+        if existing is None:
+            service.delete(deployment)
+        raise
+    runs = []
+    if first_run:
+        for monitor in monitors:
+            if _has_data(monitor.config):
+                runs.extend(service.run(deployment, monitor.monitor_id))
+    return MonitorSetup(deployment, subscription_id, monitors, runs)
+
+
+def run_monitors(deployment: str, monitor_id: str | None = None) -> list[Run]:
+    """``monitor run``: evaluate the deployment's monitors (or one) and store the runs."""
+    return monitor_service().run(deployment, monitor_id)
+
+
+def monitor_status(deployment: str) -> list[MonitorStatus]:
+    """``monitor status``: each monitor of the deployment with its latest run."""
+    return monitor_service().status(deployment)
+
+
+def list_monitors(deployment: str | None = None) -> list[MonitorInstance]:
+    """``monitor list``: configured monitors, of one deployment or all."""
+    return monitor_service().list_monitors(deployment)
+
+
+def monitor_history(deployment: str, monitor_id: str | None = None, limit: int | None = None) -> list[Run]:
+    """``monitor history``: stored runs, oldest first."""
+    return monitor_service().history(deployment, monitor_id, limit)
+
+
+def delete_monitors(deployment: str, monitor_id: str | None = None) -> list[str]:
+    """``monitor delete``: remove the deployment's monitors (or one) with their runs; returns the ids removed."""
+    return monitor_service().delete(deployment, monitor_id)
+
+
+def history_plots(deployment: str, out_dir: Path, monitor_id: str | None = None) -> list[Path]:
+    """``monitor history`` plots: one PNG per monitor under ``out_dir``, a panel per metric against its threshold."""
+    from pipeline_utils.monitor.report import plot_history
+
+    return plot_history(monitor_history(deployment, monitor_id), out_dir)

@@ -1,0 +1,212 @@
+"""Monitor definitions: the functions that turn a monitor's configuration and its volume into metrics.
+
+Built in: ``segmentation_metrics`` and ``generic_metrics``. A monitor id maps to a definition by name,
+also with a suffix: ``segmentation_metrics_v22`` -> ``segmentation_metrics`` (the longest matching name
+wins). Users add their own definition, without editing the project, in either of two ways:
+
+* in the monitor's configuration, ``definition: "package.module:function"`` (or
+  ``"/path/to/file.py:function"``); the monitor id is then free;
+* in ``$MLOPS_HOME/monitor_definitions.json``, ``{"my_metrics": "package.module:function"}``; monitor ids
+  ``my_metrics`` and ``my_metrics_<suffix>`` then use it. Built-in names cannot be redefined there.
+
+A definition is a function ``(monitor_config: dict, volume: Path) -> dict[str, float]``. It may carry an
+attribute ``metrics`` (the metric names it computes) so that thresholds are checked when monitors are
+created; it may raise :class:`~pipeline_utils.monitor.context.EvaluationFailed` to fail the run with a
+reason, and call :func:`~pipeline_utils.monitor.context.note_problem` for non-fatal problems.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline_utils.backends.local.volumes import resolve_on_volume
+from pipeline_utils.config.settings import mlops_home
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.monitor import files, masks, payload
+from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
+
+MetricFunction = Callable[[dict, Path], Mapping[str, float]]
+REGISTRY_FILE = "monitor_definitions.json"
+
+
+@dataclass(frozen=True)
+class MonitorDefinition:
+    """A named metric function, with the metrics it declares (None: not declared, checked at run time)."""
+
+    name: str
+    function: MetricFunction
+    metrics: frozenset[str] | None = None
+
+
+def _folders(config: dict, volume: Path) -> tuple[Path, Path]:
+    return resolve_on_volume(volume, config["dir_gt"]), resolve_on_volume(volume, config["dir_pred"])
+
+
+def evaluation_workers() -> int:
+    """Threads decoding mask pairs: ``$MLOPS_MONITOR_WORKERS``, default the CPU count (at most 4)."""
+    configured = os.environ.get("MLOPS_MONITOR_WORKERS", "").strip()
+    return max(1, int(configured)) if configured.isdigit() else min(4, os.cpu_count() or 1)
+
+
+def _pair_counts(dir_gt: Path, dir_pred: Path, name: str) -> np.ndarray | Exception:
+    try:
+        return masks.pair_counts(dir_gt / name, dir_pred / name)
+    except Exception as exc:
+        return exc
+
+
+def _confusions(dir_gt: Path, dir_pred: Path, pairs: list[str]) -> Iterator[np.ndarray | Exception]:
+    workers = min(evaluation_workers(), len(pairs))
+    if workers <= 1:
+        yield from (_pair_counts(dir_gt, dir_pred, name) for name in pairs)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(lambda name: _pair_counts(dir_gt, dir_pred, name), pairs)
+
+
+def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
+    """Pixel metrics over the recent ground-truth/prediction mask pairs (definitions: README, Monitors)."""
+    dir_gt, dir_pred = _folders(config, volume)
+    days, min_files = config["most_recent"], config.get("min_files", 3)
+    pairs = files.recent_pairs(dir_gt, dir_pred, days)
+    if len(pairs) < min_files:
+        raise EvaluationFailed(
+            f"segmentation_metrics needs at least {min_files} newly created files in the past {days:g} days"
+            f" in both {config['dir_gt']} and {config['dir_pred']}; found {len(pairs)} pairs"
+        )
+    confusion = np.zeros((3, 3), dtype=np.int64)  # pooled over the pairs: 9 counts
+    used = 0
+    for name, counts in zip(pairs, _confusions(dir_gt, dir_pred, pairs), strict=True):
+        if isinstance(counts, Exception):
+            note_problem(f"skipped {name}: {counts}")
+        else:
+            confusion += counts
+            used += 1
+    if used < min_files:
+        raise EvaluationFailed(
+            f"segmentation_metrics needs at least {min_files} readable image pairs;"
+            f" {used} of {len(pairs)} were readable"
+        )
+    return masks.segmentation_values(confusion)
+
+
+segmentation_metrics.metrics = frozenset(  # type: ignore[attr-defined]
+    [m for m in masks.PER_CLASS] + [f"{m}_{c}" for m in masks.PER_CLASS for c in masks.FOREGROUND]
+)
+
+
+def generic_metrics(config: dict, volume: Path) -> dict[str, float]:
+    """Image counts in ``dir_gt``/``dir_pred`` (recent and total), and logged scoring calls when there are any."""
+    dir_gt, dir_pred = _folders(config, volume)
+    days = config["most_recent"]
+    gt, pred = files.image_files(dir_gt), files.image_files(dir_pred)
+    values = {
+        "num_images_recent_ground_truth": float(len(files.recent(gt, days))),
+        "num_images_recent_predicted": float(len(files.recent(pred, days))),
+        "num_images_total_ground_truth": float(len(gt)),
+        "num_images_total_predicted": float(len(pred)),
+    }
+    run = current_run()
+    if run is not None and payload.payload_count(run.deployment):
+        values["num_payload_records"] = float(payload.payload_count(run.deployment))
+        since = time.time() - days * files.DAY_SECONDS
+        values["num_payload_records_recent"] = float(payload.payload_count(run.deployment, since))
+    return values
+
+
+generic_metrics.metrics = frozenset(  # type: ignore[attr-defined]
+    [
+        "num_images_recent_ground_truth",
+        "num_images_recent_predicted",
+        "num_images_total_ground_truth",
+        "num_images_total_predicted",
+        "num_payload_records",
+        "num_payload_records_recent",
+    ]
+)
+
+BUILTIN: dict[str, MetricFunction] = {
+    "segmentation_metrics": segmentation_metrics,
+    "generic_metrics": generic_metrics,
+}
+
+
+def load_function(target: str, field: str = "definition") -> MetricFunction:
+    """Import ``package.module:function`` or ``/path/file.py:function``; a PipelineError names ``field``."""
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise PipelineError(f"{field}: {target!r} must look like 'package.module:function'")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name).expanduser()
+            spec = importlib.util.spec_from_file_location(f"mlops_monitor_{path.stem}", path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no file {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PipelineError(f"{field}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from exc
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise PipelineError(f"{field}: {module_name!r} has no function {attr!r}")
+    return function
+
+
+def _definition(name: str, function: MetricFunction) -> MonitorDefinition:
+    declared = getattr(function, "metrics", None)
+    return MonitorDefinition(name, function, frozenset(declared) if declared is not None else None)
+
+
+def registered() -> dict[str, str]:
+    """User definitions from ``$MLOPS_HOME/monitor_definitions.json``: name -> 'module:function'."""
+    path = mlops_home() / REGISTRY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise PipelineError(f"{path}: must map definition names to 'package.module:function' strings")
+    clash = sorted(set(table) & set(BUILTIN))
+    if clash:
+        raise PipelineError(f"{path}: {clash[0]!r} is a built-in definition and cannot be redefined")
+    return table
+
+
+def definition_name(monitor_id: str, names: list[str]) -> str | None:
+    """The definition a monitor id maps to: itself, or the longest name it extends with ``_<suffix>``."""
+    matches = [n for n in names if monitor_id == n or monitor_id.startswith(n + "_")]
+    return max(matches, key=len) if matches else None
+
+
+def resolve(monitor_id: str, config: dict) -> MonitorDefinition:
+    """The definition of a monitor: its ``definition`` key, else by id among built-in and registered names."""
+    target = config.get("definition")
+    if target:
+        if target in BUILTIN:
+            return _definition(target, BUILTIN[target])
+        return _definition(target, load_function(target, f"openscale_custom_metric_provider.{monitor_id}.definition"))
+    user = registered()
+    name = definition_name(monitor_id, [*BUILTIN, *user])
+    if name is None:
+        known = ", ".join(sorted([*BUILTIN, *user]))
+        raise PipelineError(
+            f"openscale_custom_metric_provider.{monitor_id}: unknown monitor definition (known: {known};"
+            " or set 'definition: package.module:function')"
+        )
+    if name in BUILTIN:
+        return _definition(name, BUILTIN[name])
+    return _definition(name, load_function(user[name], f"{REGISTRY_FILE}.{name}"))

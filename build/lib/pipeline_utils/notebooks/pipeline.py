@@ -1,0 +1,188 @@
+"""The master notebook's steps, one function per cell: draft, validate, stage, run the pipeline notebooks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline_utils.config.metadata import draft_entry, draft_metadata, dump_yaml, load_yaml_file
+from pipeline_utils.config.settings import mlops_home
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.fsutil import atomic_write_text
+from pipeline_utils.notebooks.record import glue
+from pipeline_utils.notebooks.runner import PROJECT_ROOT, NotebookResult, notebook_path, run_notebook
+from pipeline_utils.space import StageResult, get_space, stage
+
+
+def project_path(path: str | Path) -> Path:
+    """Resolve a user path: absolute as is; relative to the working folder, else to the project root."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve()
+    return (PROJECT_ROOT / path).resolve()
+
+
+def draft_from_config(
+    path_yml: str | Path | None,
+    *,
+    model_name: str,
+    deployment_name: str,
+    resource_configs: dict | None = None,
+    monitors: dict[str, dict] | None = None,
+) -> dict:
+    """The draft entry: read from ``path_yml`` when given, else made from the user configuration."""
+    if path_yml:
+        path = project_path(path_yml)
+        return draft_entry(load_yaml_file(path), path)
+    return draft_metadata(
+        model_name=model_name, deployment_name=deployment_name, resource_configs=resource_configs, monitors=monitors
+    )
+
+
+def save_draft(draft: dict) -> Path:
+    """Write the draft to ``$MLOPS_HOME/drafts/<deployment>.yml`` (what staging reads)."""
+    name = draft["wmla_deployment"]["deployment_name"]
+    return atomic_write_text(mlops_home() / "drafts" / f"{name}.yml", dump_yaml(draft))
+
+
+def stage_assets(
+    path_model: str | Path, path_dependency: str | Path, path_yml: str | Path, *, force: bool,
+    model_asset_name: str | None = None,
+) -> StageResult:
+    """Stage model and deployment folder with the draft; no prompts (``force`` decides overwrites)."""
+    return stage(get_space(), project_path(path_model), project_path(path_dependency), path_yml, force=force,
+                 model_asset_name=model_asset_name)
+
+
+def assets_table():
+    """The space's assets as a pandas DataFrame, for display."""
+    import pandas as pd
+
+    rows = [asset.as_dict() for asset in get_space().list_assets()]
+    return pd.DataFrame(rows, columns=["name", "asset_type", "id", "version", "size", "updated_at"])
+
+
+def show_yaml(document: dict):
+    """A YAML rendering of a document for notebook display."""
+    from IPython.display import Markdown
+
+    return Markdown(f"```yaml\n{dump_yaml(document)}```")
+
+
+def run_pipeline_step(
+    name: str, parameters: dict, *, secrets: dict[str, str] | None = None, report_mode: bool = False
+) -> NotebookResult | None:
+    """Run one pipeline notebook through the runner; a notebook this version lacks is reported and skipped."""
+    if not notebook_path(name).is_file():
+        print(f"{name}: not part of this version yet; skipped")
+        return None
+    started = time.perf_counter()
+    result = run_notebook(name, parameters, secrets=secrets, report_mode=report_mode)
+    print(f"{name}: {result.status} in {time.perf_counter() - started:.1f} s -> {result.output_path}")
+    if not result.ok:
+        raise PipelineError(result.error)
+    return result
+
+
+def monitors_from_config(
+    *, volume_display_name: str, dir_gt: str, dir_pred: str, most_recent: int, thresholds: dict[str, dict]
+) -> dict[str, dict] | None:
+    """The ``openscale_custom_metric_provider`` mapping: one monitor per non-empty threshold set."""
+    monitors = {
+        monitor_id: {
+            "dir_gt": dir_gt,
+            "dir_pred": dir_pred,
+            "most_recent": most_recent,
+            "volume_display_name": volume_display_name,
+            "thresholds": monitor_thresholds,
+        }
+        for monitor_id, monitor_thresholds in thresholds.items()
+        if monitor_thresholds
+    }
+    return monitors or None
+
+
+def run_summary():
+    """The notebooks of the current run (status, duration, executed copy) as a pandas DataFrame."""
+    import os
+
+    import pandas as pd
+
+    from pipeline_utils.notebooks.runner import RUN_ID_ENV
+    from pipeline_utils.notebooks.runs import get_run
+
+    run_id = os.environ.get(RUN_ID_ENV)
+    if not run_id:
+        print("not running under the pipeline runner: each step above made a run of its own (see 'runs list')")
+        return None
+    rows = [
+        {"notebook": nb.notebook, "status": nb.status, "seconds": nb.duration_s, "executed copy": nb.path}
+        for nb in get_run(run_id).notebooks
+    ]
+    return pd.DataFrame(rows)
+
+
+def retire_deployment(deployment_name: str) -> None:
+    """Before redeploying under the same name: delete the old deployment and its monitors, forget its URL."""
+    from pipeline_utils.deploy.steps import delete_deployment
+
+    for line in delete_deployment(deployment_name, remove_monitors=True, missing_ok=True):
+        print(f"{line} (left by an earlier run)")
+
+
+def has_monitors(model_asset_id: str) -> bool:
+    """Whether the entry configures monitors (A3 has nothing to do otherwise)."""
+    monitors = get_space().entry(model_asset_id).get("openscale_custom_metric_provider")
+    if not monitors:
+        print("no monitors in the metadata (openscale_custom_metric_provider): A3 skipped")
+    return bool(monitors)
+
+
+def write_example_evaluation_data(
+    volume_name: str, *, count: int, size: int, input_dir: str, dir_gt: str, seed: int = 1000
+) -> list[str]:
+    """Write the image example's synthetic tiles to ``input_dir`` and their ground truth to ``dir_gt`` on the volume.
+
+    Stands in for the images and annotations a lab would put on the storage volume.
+    """
+    import importlib.util
+    import shutil
+
+    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+
+    spec = importlib.util.spec_from_file_location("ihc_synthetic", PROJECT_ROOT / "examples" / "ihc" / "synthetic.py")
+    synthetic = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synthetic)
+    volume = volume_path(volume_name, create=True)
+    scratch = mlops_home() / "drafts" / f"eval-{volume_name}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    names = synthetic.write_dataset(scratch, n=count, size=size, seed=seed)
+    for source, target in (("images", input_dir), ("masks", dir_gt)):
+        folder = resolve_on_volume(volume, target)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(scratch / source / name, folder / name)
+    shutil.rmtree(scratch)
+    print(f"wrote {len(names)} images to {input_dir} and their ground truth to {dir_gt} on volume {volume_name}")
+    return names
+
+
+def volume_file(volume_name: str, relative: str) -> Path:
+    """A file on a storage volume."""
+    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+
+    return resolve_on_volume(volume_path(volume_name), relative)
+
+
+def monitor_status_table(deployment_name: str):
+    """The deployment's monitor status (printed as the CLI prints it) as a table; glued for the CLI."""
+    from pipeline_utils.monitor import format_status, list_monitors, monitor_status, status_table
+
+    if not list_monitors(deployment_name):
+        print(f"{deployment_name} has no monitors")
+        return None
+    statuses = monitor_status(deployment_name)
+    text = format_status(statuses)
+    print(text)
+    glue("monitor_status", text)
+    return status_table(statuses)

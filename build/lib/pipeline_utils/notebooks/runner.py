@@ -1,0 +1,277 @@
+"""Run a notebook with papermill, keep the executed copy as the audit record, index the run.
+
+Secrets never travel as papermill parameters: they reach the kernel as environment
+variables only, and any value of theirs that a notebook printed is masked in the
+executed copy and in error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.notebooks import runs
+
+RUN_ID_ENV = "MLOPS_RUN_ID"
+SECRET_NAMES_ENV = "MLOPS_SECRET_NAMES"
+MASK = "********"
+SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+DEFAULT_CELL_TIMEOUT = 600
+DEFAULT_START_TIMEOUT = 60
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    """The outcome of one executed notebook."""
+
+    run_id: str
+    notebook: str
+    output_path: Path
+    status: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell ran without error."""
+        return self.status == runs.SUCCEEDED
+
+    def scraps(self) -> dict:
+        """The values the notebook recorded with scrapbook ``glue``."""
+        return read_scraps(self.output_path)
+
+
+def notebook_path(name: str) -> Path:
+    """A pipeline notebook shipped in ``notebooks/`` (the ``.ipynb`` suffix is optional)."""
+    filename = name if name.endswith(".ipynb") else f"{name}.ipynb"
+    return NOTEBOOKS_DIR / filename
+
+
+def read_scraps(path: str | Path) -> dict:
+    """Read glued values from an executed notebook without running anything.
+
+    Text and JSON scraps (what :func:`pipeline_utils.notebooks.record.glue` writes) are read
+    directly; a notebook holding scraps of other scrapbook encoders is read with scrapbook.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: cannot read recorded values ({exc})") from None
+    scraps, other_encoders = {}, False
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            for mimetype, payload in (output.get("data") or {}).items():
+                if not mimetype.startswith(SCRAP_MIMETYPE_PREFIX) or not isinstance(payload, dict):
+                    continue
+                if payload.get("encoder") in ("json", "text"):
+                    scraps[payload.get("name")] = payload.get("data")
+                else:
+                    other_encoders = True
+    return _read_scraps_with_scrapbook(path) if other_encoders else scraps
+
+
+def _read_scraps_with_scrapbook(path: Path) -> dict:
+    import scrapbook
+
+    try:
+        return dict(scrapbook.read_notebook(str(path)).scraps.data_dict)
+    except Exception as exc:
+        raise PipelineError(f"{path}: cannot read recorded values ({type(exc).__name__}: {exc})") from None
+
+
+def _mask(text: str, values: list[str]) -> str:
+    for value in values:
+        text = text.replace(value, MASK)
+    return text
+
+
+def _secret_values(secrets: Mapping[str, str]) -> list[str]:
+    """Secret values worth masking, longest first so overlapping values mask fully."""
+    return sorted({v for v in secrets.values() if v and len(v) >= 3}, key=len, reverse=True)
+
+
+def _check_parameters(parameters: Mapping, secret_values: list[str]) -> None:
+    text = json.dumps(parameters, default=str)
+    for value in secret_values:
+        if value in text:
+            raise PipelineError("parameters: a secret value was passed as a notebook parameter; pass it as a secret")
+
+
+@contextlib.contextmanager
+def _kernel_environment(extra: Mapping[str, str]) -> Iterator[None]:
+    """Give the kernel about to start these variables; put our own environment back afterwards."""
+    with _ENV_LOCK:
+        saved = {key: os.environ.get(key) for key in extra}
+        os.environ.update(extra)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _import_papermill():
+    """Import papermill without its optional HDFS handler.
+
+    papermill imports ``pyarrow.fs`` (with numpy, about 0.2 s) whenever pyarrow is installed, for
+    ``hdfs://`` paths, which the pipeline never uses; the handler is left out for this one import
+    and ``pyarrow.fs`` stays importable for everyone else.
+    """
+    if "papermill" in sys.modules:
+        return sys.modules["papermill"]
+    hide = "pyarrow.fs" not in sys.modules
+    if hide:
+        sys.modules["pyarrow.fs"] = None
+    try:
+        import papermill
+    finally:
+        if hide:
+            del sys.modules["pyarrow.fs"]
+    return papermill
+
+
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager talking to the kernel over Unix sockets in ``folder`` (mode 0700), not loopback TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+
+        def _ip_default(self) -> str:
+            return str(folder / "kernel")
+
+    return IPCKernelManager
+
+
+def _stream_cell_output_to_stderr() -> None:
+    """Show cell output live on stderr (papermill logs it at INFO on its own logger)."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    if not any(getattr(h, "_mlops_stream", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(lambda record: not str(record.msg).startswith(("Executing Cell", "Ending Cell")))
+        handler._mlops_stream = True
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _scrub_file(path: Path, secret_values: list[str]) -> None:
+    if not secret_values or not path.is_file():
+        return
+    from pipeline_utils.fsutil import atomic_write_text
+
+    text = path.read_text(encoding="utf-8")
+    masked = _mask(text, [json.dumps(v)[1:-1] for v in secret_values] + secret_values)
+    if masked != text:
+        atomic_write_text(path, masked)
+
+
+def _one_line_error(notebook: str, exc: BaseException) -> str:
+    return " ".join(_error_text(notebook, exc).split())
+
+
+def _error_text(notebook: str, exc: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        reason = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
+        return f"{notebook} failed in cell {exc.exec_count}: {reason}"
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"{notebook} failed: a cell ran past the timeout ({exc})"
+    if "DeadKernel" in name:
+        return f"{notebook} failed: the kernel died ({exc})"
+    return f"{notebook} failed: {name}: {exc}"
+
+
+def run_notebook(
+    notebook: str | Path,
+    parameters: Mapping | None = None,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    kind: str | None = None,
+    report_mode: bool = False,
+    cell_timeout: float | None = DEFAULT_CELL_TIMEOUT,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    cwd: str | Path | None = None,
+    progress: bool | None = None,
+    stream_output: bool = False,
+) -> NotebookResult:
+    """Execute ``notebook`` with papermill into ``runs/<run-id>/``; never raises for a failing notebook.
+
+    Without ``run_id`` it joins the run of the notebook that called it (``MLOPS_RUN_ID``),
+    or starts a new run of its own.
+    """
+    papermill = _import_papermill()
+    source = Path(notebook) if Path(notebook).suffix == ".ipynb" else notebook_path(str(notebook))
+    if not source.is_file():
+        raise PipelineError(f"notebook: {source}: no such notebook")
+    parameters = dict(parameters or {})
+    secrets = {k: str(v) for k, v in (secrets or {}).items()}
+    inherited = [n for n in os.environ.get(SECRET_NAMES_ENV, "").split(",") if n and n in os.environ]
+    secret_values = _secret_values({**{n: os.environ[n] for n in inherited}, **secrets})
+    _check_parameters(parameters, secret_values)
+
+    own_run = False
+    run_id = run_id or os.environ.get(RUN_ID_ENV)
+    if not run_id:
+        run_id, own_run = runs.start_run(kind or source.stem, parameters), True
+    seq, output = runs.start_notebook(run_id, source.name, parameters)
+    environment = {
+        **secrets,
+        RUN_ID_ENV: run_id,
+        SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
+    }
+    status, error = runs.FAILED, f"{source.name} interrupted"
+    if stream_output:
+        _stream_cell_output_to_stderr()
+    sockets = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
+    try:
+        with _kernel_environment(environment):
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters,
+                kernel_name="python3",
+                report_mode=report_mode,
+                execution_timeout=cell_timeout,
+                start_timeout=start_timeout,
+                progress_bar=sys.stderr.isatty() if progress is None else progress,
+                cwd=str(cwd) if cwd else None,
+                log_output=stream_output,
+                kernel_manager_class=_ipc_kernel_manager(sockets),
+            )
+        status, error = runs.SUCCEEDED, None
+    except Exception as exc:
+        status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+        if not output.exists():
+            shutil.copyfile(source, output)
+        _scrub_file(output, secret_values)
+        runs.finish_notebook(run_id, seq, status, error)
+        if own_run:
+            runs.finish_run(run_id, status, error)
+    return NotebookResult(run_id, source.name, output, status, error)

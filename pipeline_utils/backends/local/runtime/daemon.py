@@ -1,0 +1,409 @@
+"""The runtime daemon: one process serving every local deployment over HTTP on 127.0.0.1.
+
+Routes: ``POST /dlim/v1/inference/<name>`` (the EDI URL shape), the Open Inference Protocol
+(KServe v2) routes for estimators, ``/metrics`` and the JSON admin API under ``/admin``.
+Run as ``python -m pipeline_utils.backends.local.runtime.daemon [--port N]``; the client starts it on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline_utils import __version__
+from pipeline_utils.backends.local.runtime import flavours, ipc, records
+from pipeline_utils.backends.local.runtime.httpserver import HttpProtocol, Request, Response, error, json_response
+from pipeline_utils.backends.local.runtime.metrics import Metrics
+from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
+from pipeline_utils.backends.local.runtime.pool import Pool, Spare, spawn_worker
+from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile
+from pipeline_utils.backends.local.runtime.settings import (
+    ALREADY_RUNNING,
+    DEFAULT_PORT,
+    HOST,
+    INFERENCE_PREFIX,
+    configured_port,
+    runtime_dir,
+)
+from pipeline_utils.config.settings import mlops_home
+from pipeline_utils.errors import PipelineError
+from pipeline_utils.fsutil import atomic_write_text
+
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ADMIN_BODY_LIMIT = 1 << 20
+
+
+def check_name(name: Any) -> str:
+    """A deployment name: lowercase letters, digits and hyphens."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise PipelineError(f"deployment name {name!r} must be lowercase letters, digits and hyphens")
+    return name
+
+
+def check_custom_args(values: Any) -> dict[str, str]:
+    """Custom args as a name -> string mapping with Python identifiers as names."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise PipelineError("custom_args must be an object of NAME: value")
+    for key in values:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise PipelineError(f"custom arg name {key!r} is not a valid Python identifier")
+    return {k: str(v) for k, v in values.items()}
+
+
+def _object(request: Request) -> dict[str, Any]:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise PipelineError("admin request body must be a JSON object")
+    return body
+
+
+class Runtime:
+    """The daemon's application: routing, the admin API and the deployment pools."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.port = port
+        self.metrics = Metrics()
+        self.payload_log = PayloadLog(home)
+        self.metrics.payload_log = self.payload_log
+        self.pools: dict[str, Pool] = {}
+        self.started_at = time.time()
+        self.shutdown_event = asyncio.Event()
+        self.spare: Spare | None = None
+        self.creating: set[str] = set()
+        self.spares_enabled = os.environ.get("MLOPS_RUNTIME_SPARE", "1") != "0"
+
+    def url(self, name: str) -> str:
+        return f"http://{HOST}:{self.port}{INFERENCE_PREFIX}{name}"
+
+    def body_limit(self, path: str) -> int:
+        if path.startswith(INFERENCE_PREFIX) or path.startswith("/v2/models/"):
+            name = path[len(INFERENCE_PREFIX) :] if path.startswith(INFERENCE_PREFIX) else path.split("/")[3]
+            pool = self.pools.get(name)
+            if pool is not None:
+                return int(pool.profile["limits"]["max_request_bytes"])
+            return ADMIN_BODY_LIMIT
+        return ADMIN_BODY_LIMIT
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith(INFERENCE_PREFIX):
+            if request.method != "POST":
+                return error(405, "send inference requests with POST")
+            return await self.infer(path[len(INFERENCE_PREFIX) :], ipc.TASK, request.body)
+        if path.startswith("/v2"):
+            return await self.kserve(request)
+        if path == "/metrics":
+            text = self.metrics.render(self._gauges)
+            return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        if path.startswith("/admin/"):
+            try:
+                return await self.admin(request)
+            except PipelineError as exc:
+                return error(400, str(exc))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                return error(400, f"admin request body is not valid JSON: {exc}")
+        return error(404, f"no route for {request.method} {path}")
+
+    async def infer(self, name: str, kind: int, body: bytes) -> Response:
+        pool = self.pools.get(name)
+        if pool is None:
+            return error(404, f"no deployment named {name!r}")
+        started = time.perf_counter()
+        status, answer = await pool.submit(kind, body)
+        seconds = time.perf_counter() - started
+        self.metrics.observe(name, status, seconds)
+        if pool.log_payloads:
+            self.payload_log.put(name, status, seconds * 1000.0, body, answer, pool.secret_values)
+        if status == 200:
+            pool.served += 1
+        else:
+            pool.errors += 1
+        return Response(status, answer)
+
+    def _gauges(self) -> list[tuple[str, int, int, int]]:
+        return [(p.name, len(p.alive()), len(p.ready_kernels()), len(p.queue)) for p in self.pools.values()]
+
+    # -- Open Inference Protocol v2 ------------------------------------------------------------
+
+    async def kserve(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        if parts == ["v2"]:
+            return json_response(200, {"name": "mlops-runtime", "version": __version__, "extensions": []})
+        if parts == ["v2", "health", "live"]:
+            return json_response(200, {"live": True})
+        if parts == ["v2", "health", "ready"]:
+            ready = all(p.ready for p in self.pools.values() if p.state == "started")
+            return json_response(200 if ready else 503, {"ready": ready})
+        if len(parts) < 3 or parts[1] != "models":
+            return error(404, f"no route for {request.method} {request.path}")
+        name = parts[2]
+        rest = parts[3:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            rest = rest[2:]
+        pool = self.pools.get(name)
+        if pool is None or pool.flavour != "sklearn":
+            return error(404, f"no estimator deployment named {name!r}")
+        if not rest:
+            return json_response(200, self._model_metadata(pool))
+        if rest == ["ready"]:
+            return json_response(200 if pool.ready else 503, {"name": name, "ready": pool.ready})
+        if rest == ["infer"] and request.method == "POST":
+            return await self.infer(name, ipc.KSERVE, request.body)
+        return error(404, f"no route for {request.method} {request.path}")
+
+    def _model_metadata(self, pool: Pool) -> dict[str, Any]:
+        config_path = pool.folder / pool.entry
+        size: Any = -1
+        job = "classification"
+        with contextlib.suppress(Exception):
+            from pipeline_utils.backends.local.runtime.flavours.estimator import load_config
+
+            config = load_config(config_path)
+            size, job = config["inputSize"], config["job"]
+        output = "predict_proba" if job == "classification" else "predict"
+        return {
+            "name": pool.name,
+            "versions": ["1"],
+            "platform": "sklearn",
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, size]}],
+            "outputs": [{"name": output, "datatype": "FP64", "shape": [-1, -1] if output == "predict_proba" else [-1]}],
+        }
+
+    # -- admin API -------------------------------------------------------------------------------
+
+    async def admin(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")[1:]
+        method = request.method
+        if parts == ["health"]:
+            return json_response(
+                200, {"pid": os.getpid(), "port": self.port, "version": __version__, "started_at": self.started_at}
+            )
+        if parts == ["shutdown"] and method == "POST":
+            self.shutdown_event.set()
+            return json_response(200, {"stopping": True})
+        if parts == ["deployments"]:
+            if method == "GET":
+                return json_response(200, [self._row(p) for p in self.pools.values()])
+            if method == "POST":
+                return await self.create(_object(request))
+        if len(parts) >= 2 and parts[0] == "deployments":
+            pool = self.pools.get(parts[1])
+            if pool is None:
+                return error(404, f"no deployment named {parts[1]!r}")
+            action = parts[2] if len(parts) > 2 else ""
+            if action == "" and method == "GET":
+                return json_response(200, self._view(pool))
+            if action == "" and method == "DELETE":
+                return await self.delete(pool)
+            if action == "start" and method == "POST":
+                body = _object(request)
+                pool.start(check_custom_args(body.get("custom_args")) if "custom_args" in body else None)
+                if pool.state == "started":
+                    records.update(pool.name, desired="started")
+                return json_response(200, self._row(pool))
+            if action == "stop" and method == "POST":
+                records.update(pool.name, desired="stopped")
+                body = _object(request)
+                await pool.stop(body.get("drain_timeout"))
+                return json_response(200, self._row(pool))
+            if action == "profile" and method == "GET":
+                return json_response(200, pool.profile)
+            if action == "profile" and method in ("PATCH", "POST"):
+                pool.profile = apply_changes(pool.profile, _object(request))
+                records.update(pool.name, profile=pool.profile)
+                pool.maintain()
+                pool.dispatch()
+                return json_response(200, pool.profile)
+        return error(404, f"no admin route for {method} {request.path}")
+
+    async def create(self, body: dict[str, Any]) -> Response:
+        name = check_name(body.get("name"))
+        if name in self.pools or name in self.creating:
+            return error(409, f"a deployment named {name!r} already exists")
+        self.creating.add(name)
+        try:
+            return await self._create(name, body)
+        finally:
+            self.creating.discard(name)
+
+    async def _create(self, name: str, body: dict[str, Any]) -> Response:
+        source = Path(str(body.get("folder") or "")).expanduser().resolve()
+        kernel_filename = str(body.get("kernel_filename") or "kernel.py")
+        flavour, entry = flavours.detect(source, kernel_filename)
+        if body.get("flavour") and body["flavour"] != flavour:
+            raise PipelineError(f"{source} looks like a {flavour} deployment, not {body['flavour']}")
+        secrets = check_custom_args(body.get("custom_args"))
+        profile = apply_changes(default_profile(), body.get("profile") or {})
+        target = runtime_dir(self.home) / "repo" / name / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        await asyncio.get_running_loop().run_in_executor(None, lambda: shutil.copytree(source, target))
+        record = {
+            "name": name,
+            "folder": str(target),
+            "source": str(source),
+            "flavour": flavour,
+            "entry": entry,
+            "profile": profile,
+            "desired": "stopped",
+            "custom_arg_names": sorted(secrets),
+        }
+        records.insert(record)
+        pool = Pool(record, self.home, self.metrics, self.take_spare)
+        pool.payload_log = self.payload_log
+        pool.secrets = secrets
+        pool.secret_values = tuple(v for v in secrets.values() if v)
+        self.pools[name] = pool
+        self.ensure_spare()
+        return json_response(201, self._row(pool))
+
+    async def delete(self, pool: Pool) -> Response:
+        await pool.stop(drain_timeout=0)
+        self.pools.pop(pool.name, None)
+        records.delete(pool.name)
+        self.metrics.forget(pool.name)
+        shutil.rmtree(runtime_dir(self.home) / "repo" / pool.name, ignore_errors=True)
+        return json_response(200, {"deleted": pool.name})
+
+    def _row(self, pool: Pool) -> dict[str, Any]:
+        return {**pool.info(), "url": self.url(pool.name)}
+
+    def _view(self, pool: Pool) -> dict[str, Any]:
+        enforced = {
+            "cpu_affinity": hasattr(os, "sched_setaffinity"),
+            "memory_limit": "RLIMIT_AS" if sys.platform.startswith("linux") else "not enforced on this OS",
+            "gpus": "not available in the local runtime",
+        }
+        return {
+            **self._row(pool),
+            "folder": str(pool.folder),
+            "entry": pool.entry,
+            "profile": pool.profile,
+            "enforcement": enforced,
+            "kernels": [k.info() for k in pool.kernels],
+            "logs": str(runtime_dir(self.home) / "logs" / pool.name),
+            "payload_log": {"enabled": pool.log_payloads, **self.payload_log.stats(pool.name)},
+        }
+
+    # -- warm spare worker -----------------------------------------------------------------------
+
+    def take_spare(self) -> Spare | None:
+        """Hand out the warm spare worker (common modules already imported), if one is alive."""
+        spare, self.spare = self.spare, None
+        if spare is not None and spare[0].poll() is not None:
+            spare[1].close()
+            spare = None
+        if spare is not None:
+            asyncio.get_running_loop().call_later(0.5, self.ensure_spare)
+        return spare
+
+    def ensure_spare(self) -> None:
+        """Keep one warm spare worker (common modules imported) so that kernels start without import time."""
+        if self.spare is not None and self.spare[0].poll() is not None:
+            self.spare[1].close()
+            self.spare = None
+        if self.spare is None and self.spares_enabled and not self.shutdown_event.is_set():
+            log = runtime_dir(self.home) / "logs" / "spare.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.spare = spawn_worker({"MLOPS_KERNEL_SPARE": "1"}, log)
+            except OSError as exc:
+                print(f"mlops runtime: no warm spare worker: {exc}", file=sys.stderr, flush=True)
+                self.spares_enabled = False
+
+    # -- boot and housekeeping -------------------------------------------------------------------
+
+    def boot(self) -> None:
+        """Load deployment records; bring back those that were started."""
+        for record in records.all_records():
+            pool = Pool(record, self.home, self.metrics, self.take_spare)
+            pool.payload_log = self.payload_log
+            self.pools[record["name"]] = pool
+            if record["desired"] == "started":
+                pool.start(None)
+        self.ensure_spare()
+
+    async def housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            now = time.monotonic()
+            for pool in list(self.pools.values()):
+                pool.check_starts(now)
+                pool.release_idle(now)
+                pool.maintain()
+            self.ensure_spare()
+
+    async def close(self) -> None:
+        if self.spare is not None:
+            self.spare[0].kill()
+            self.spare[1].close()
+        await asyncio.gather(*(p.stop(drain_timeout=2) for p in self.pools.values()), return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
+
+
+async def serve(port: int) -> None:
+    """Run the daemon until SIGTERM/SIGINT or an admin shutdown."""
+    home = mlops_home()
+    runtime = Runtime(home, port)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpProtocol(runtime), HOST, port, backlog=1024)
+    runtime.port = server.sockets[0].getsockname()[1]
+    info = {"pid": os.getpid(), "port": runtime.port, "started_at": runtime.started_at}
+    atomic_write_text(runtime_dir(home) / "daemon.json", json.dumps(info))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.shutdown_event.set)
+    runtime.boot()
+    keeper = loop.create_task(runtime.housekeeping())
+    print(f"mlops runtime {__version__} listening on http://{HOST}:{runtime.port} (pid {os.getpid()})", flush=True)
+    await runtime.shutdown_event.wait()
+    keeper.cancel()
+    server.close()
+    await runtime.close()
+    with contextlib.suppress(FileNotFoundError):
+        (runtime_dir(home) / "daemon.json").unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: take the daemon lock, then serve."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline_utils.backends.local.runtime.daemon")
+    parser.add_argument(
+        "--port", type=int, default=None, help=f"port on 127.0.0.1 (default $MLOPS_RUNTIME_PORT or {DEFAULT_PORT})"
+    )
+    args = parser.parse_args(argv)
+    lock = (runtime_dir() / "daemon.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another mlops runtime daemon is already running for this MLOPS_HOME", file=sys.stderr)
+        return ALREADY_RUNNING
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(args.port if args.port is not None else configured_port()))
+    except OSError as exc:
+        print(f"mlops runtime: cannot listen ({exc}); set MLOPS_RUNTIME_PORT to a free port", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The estimator flavour (seed 002): a scikit-learn style model saved with joblib or pickle.
+
+``job: classification`` answers ``predict_proba``, ``job: regression`` answers ``predict``;
+rows are checked against ``inputSize``. Requests queued to one kernel are predicted as one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.backends.local.runtime.flavours import MODEL_SUFFIXES
+
+
+class BadInput(ValueError):
+    """A request the model cannot answer; reported to the caller as a 400."""
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read the estimator config (YAML or JSON) and check its fields."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        config = json.loads(text)
+    else:
+        import yaml
+
+        config = yaml.safe_load(text) or {}
+    config = config.get("config", config)
+    job = config.get("job")
+    if job not in ("classification", "regression"):
+        raise ValueError(f"{path.name}: job must be 'classification' or 'regression', not {job!r}")
+    size = config.get("inputSize")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"{path.name}: inputSize must be a positive integer, not {size!r}")
+    return config
+
+
+def find_model(folder: Path, config: dict[str, Any]) -> Path:
+    """The model file: ``modelPath`` from the config, else the only joblib/pickle file in the folder."""
+    named = config.get("modelPath") or config.get("model_path")
+    if isinstance(named, str):
+        return folder / named
+    candidates = sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES)
+    if len(candidates) != 1:
+        raise ValueError(f"{folder}: expected one model file ({', '.join(MODEL_SUFFIXES)}), found {len(candidates)}")
+    return candidates[0]
+
+
+def load_model(path: Path, model_type: str | None = None) -> Any:
+    """Load an estimator saved with joblib or pickle."""
+    if (model_type or path.suffix.lstrip(".")) == "joblib":
+        import joblib
+
+        return joblib.load(path)
+    with path.open("rb") as handle:
+        return pickle.load(handle)
+
+
+def rows_from(payload: Any, size: int) -> np.ndarray:
+    """The feature rows of a request: ``{"data": rows}`` (also ``instances``/``inputs``) or bare rows."""
+    if isinstance(payload, dict):
+        key = next((k for k in ("data", "instances", "inputs") if k in payload), None)
+        if key is None:
+            raise BadInput('expected a JSON object with "data": [[feature, ...], ...]')
+        payload = payload[key]
+    try:
+        rows = np.asarray(payload, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"rows must be lists of {size} numbers ({exc})") from None
+    if rows.ndim == 1:
+        rows = rows.reshape(1, -1)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise BadInput(f"expected a non-empty list of rows of {size} numbers")
+    if rows.shape[1] != size:
+        raise BadInput(f"each row must have inputSize={size} values, got {rows.shape[1]}")
+    return rows
+
+
+class EstimatorHandler:
+    """Answers TASK frames (seed 002 JSON) and KSERVE frames (Open Inference Protocol v2)."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.batch_limit = int(os.environ.get("MLOPS_KERNEL_BATCH") or 64)
+        self.name = os.environ.get("REDHARE_MODEL_NAME", "model")
+
+    def start(self) -> None:
+        self.config = load_config(self.config_path)
+        self.size = int(self.config["inputSize"])
+        self.model = load_model(find_model(self.config_path.parent, self.config), self.config.get("modelType"))
+        method = "predict_proba" if self.config["job"] == "classification" else "predict"
+        self.output_name = method
+        self.predict = getattr(self.model, method)
+        self.predict(np.zeros((1, self.size)))
+
+    def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]:
+        parsed: list[tuple[int, int, Any]] = []
+        replies: dict[int, bytes] = {}
+        for rid, kind, body in batch:
+            try:
+                payload = json.loads(body)
+                rows = self._kserve_rows(payload) if kind == ipc.KSERVE else rows_from(payload, self.size)
+                parsed.append((rid, kind, (rows, payload)))
+            except (BadInput, ValueError) as exc:
+                replies[rid] = ipc.pack(rid, ipc.BAD_INPUT, json.dumps({"error": str(exc)}).encode())
+        if parsed:
+            try:
+                stacked = np.concatenate([p[2][0] for p in parsed]) if len(parsed) > 1 else parsed[0][2][0]
+                outputs = np.asarray(self.predict(stacked))
+                start = 0
+                for rid, kind, (rows, payload) in parsed:
+                    part = outputs[start : start + len(rows)]
+                    start += len(rows)
+                    replies[rid] = ipc.pack(rid, ipc.RESULT, self._answer(kind, part, payload))
+            except Exception as exc:
+                body = json.dumps({"error": f"prediction failed: {type(exc).__name__}: {exc}"}).encode()
+                for rid, _, _ in parsed:
+                    replies[rid] = ipc.pack(rid, ipc.KERNEL_ERROR, body)
+        return [replies[rid] for rid, _, _ in batch]
+
+    def _kserve_rows(self, payload: Any) -> np.ndarray:
+        inputs = payload.get("inputs") if isinstance(payload, dict) else None
+        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+            raise BadInput('expected {"inputs": [{"name", "shape", "datatype", "data"}]} with one input')
+        tensor = inputs[0]
+        try:
+            data = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"input tensor: {exc}") from None
+        return rows_from(data, self.size)
+
+    def _answer(self, kind: int, part: np.ndarray, payload: Any) -> bytes:
+        if kind != ipc.KSERVE:
+            return json.dumps({"predictions": part.tolist()}).encode()
+        answer: dict[str, Any] = {
+            "model_name": self.name,
+            "outputs": [
+                {"name": self.output_name, "shape": list(part.shape), "datatype": "FP64", "data": part.ravel().tolist()}
+            ],
+        }
+        if isinstance(payload, dict) and "id" in payload:
+            answer["id"] = payload["id"]
+        return json.dumps(answer).encode()
+
+    def shutdown(self) -> None:
+        pass
