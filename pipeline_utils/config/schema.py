@@ -20,6 +20,8 @@ ENTRY_FIELDS = (
     "openscale_subscription_id",
     "openscale_custom_metric_provider",
     "wmla_deployment",
+    "model_asset_version",
+    "target_settings",
 )
 
 
@@ -142,25 +144,45 @@ class ResourceConfigs(_Strict):
         return self
 
 
-class WmlaDeployment(_Strict):
-    """Where and how the model is served."""
+class DeployedAssets(_Strict):
+    """What a running deployment was built from: asset ids and versions, pinned when it was deployed."""
 
-    deployment_name: DeploymentName
+    model_asset_id: Text
+    model_asset_version: PositiveInt
+    dependency_asset_id: Text
+    dependency_asset_version: PositiveInt
+    deployed_at: Text
+
+
+class WmlaDeployment(_Strict):
+    """Where and how the model is served; the dependency asset is pinned by id and version once staged."""
+
+    deployment_name: DeploymentName | None = None
     deployment_url: str | None = None
     dependency_filename: str | None = None
+    dependency_asset_id: str | None = None
+    dependency_asset_version: PositiveInt | None = None
     resource_configs: ResourceConfigs = Field(default_factory=ResourceConfigs)
+    deployed: DeployedAssets | None = None
 
 
 class MetadataEntry(_Strict):
-    """One deployment-metadata entry; null fields are filled in by the pipeline."""
+    """One deployment-metadata entry; null fields are filled in by the pipeline.
+
+    The model asset is the entry's key (its id) and ``model_asset_version``; ``model_asset`` and
+    ``dependency_filename`` keep the names, for display and for entries the original CLI wrote.
+    ``target_settings`` holds settings of one deploy target each, keyed by the target's name.
+    """
 
     deployment_id: str | None = None
     deployment_space_id: str | None = None
     model_asset: str | None = None
+    model_asset_version: PositiveInt | None = None
     model_name: Text | None = None
     openscale_subscription_id: str | None = None
     openscale_custom_metric_provider: dict[str, MonitorConfig] | None = None
     wmla_deployment: WmlaDeployment
+    target_settings: dict[str, dict[str, Any]] | None = None
 
 
 def format_location(prefix: tuple, loc: tuple) -> str:
