@@ -27,7 +27,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     runtime_dir,
 )
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import PipelineError, Unavailable, error_for_status
 
 _STARTED: dict[int, subprocess.Popen] = {}
 
@@ -112,13 +112,13 @@ def _call(method: str, path: str, body: Any = None, timeout: float = 60.0) -> An
     try:
         response = httpx.request(method, url, json=body, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise PipelineError(f"runtime daemon unreachable at {url}: {exc}") from None
+        raise Unavailable(f"runtime daemon unreachable at {url}: {exc}") from None
     if response.status_code >= 400:
         try:
             message = response.json().get("error") or response.text
         except ValueError:
             message = response.text
-        raise PipelineError(message)
+        raise error_for_status(response.status_code, message)
     return response.json()
 
 

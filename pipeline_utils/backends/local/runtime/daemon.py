@@ -23,7 +23,14 @@ from typing import Any
 
 from pipeline_utils import __version__
 from pipeline_utils.backends.local.runtime import flavours, ipc, records
-from pipeline_utils.backends.local.runtime.httpserver import HttpProtocol, Request, Response, error, json_response
+from pipeline_utils.backends.local.runtime.httpserver import (
+    HttpProtocol,
+    Request,
+    Response,
+    error,
+    error_response,
+    json_response,
+)
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
 from pipeline_utils.backends.local.runtime.pool import Pool, Spare, spawn_worker
@@ -37,7 +44,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     runtime_dir,
 )
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError
 from pipeline_utils.fsutil import atomic_write_text
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -47,7 +54,7 @@ ADMIN_BODY_LIMIT = 1 << 20
 def check_name(name: Any) -> str:
     """A deployment name: lowercase letters, digits and hyphens."""
     if not isinstance(name, str) or not NAME.match(name):
-        raise PipelineError(f"deployment name {name!r} must be lowercase letters, digits and hyphens")
+        raise BadInput(f"{name!r} must be lowercase letters, digits and hyphens", field="name")
     return name
 
 
@@ -56,17 +63,17 @@ def check_custom_args(values: Any) -> dict[str, str]:
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise PipelineError("custom_args must be an object of NAME: value")
+        raise BadInput("must be an object of NAME: value", field="custom_args")
     for key in values:
         if not isinstance(key, str) or not key.isidentifier():
-            raise PipelineError(f"custom arg name {key!r} is not a valid Python identifier")
+            raise BadInput(f"name {key!r} is not a valid Python identifier", field="custom_args")
     return {k: str(v) for k, v in values.items()}
 
 
 def _object(request: Request) -> dict[str, Any]:
     body = request.json()
     if not isinstance(body, dict):
-        raise PipelineError("admin request body must be a JSON object")
+        raise BadInput("admin request body must be a JSON object")
     return body
 
 
@@ -101,6 +108,15 @@ class Runtime:
     # -- routing ---------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        """Route one request; typed errors become their HTTP status here, in one place."""
+        try:
+            return await self.route(request)
+        except PipelineError as exc:
+            return error_response(exc)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return error_response(BadInput(f"request body is not valid JSON: {exc}"))
+
+    async def route(self, request: Request) -> Response:
         path = request.path
         if path.startswith(INFERENCE_PREFIX):
             if request.method != "POST":
@@ -112,18 +128,13 @@ class Runtime:
             text = self.metrics.render(self._gauges)
             return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         if path.startswith("/admin/"):
-            try:
-                return await self.admin(request)
-            except PipelineError as exc:
-                return error(400, str(exc))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                return error(400, f"admin request body is not valid JSON: {exc}")
+            return await self.admin(request)
         return error(404, f"no route for {request.method} {path}")
 
     async def infer(self, name: str, kind: int, body: bytes) -> Response:
         pool = self.pools.get(name)
         if pool is None:
-            return error(404, f"no deployment named {name!r}")
+            raise NotFound(f"no deployment named {name!r}", field="name")
         started = time.perf_counter()
         status, answer = await pool.submit(kind, body)
         seconds = time.perf_counter() - started
@@ -158,7 +169,7 @@ class Runtime:
             rest = rest[2:]
         pool = self.pools.get(name)
         if pool is None or pool.flavour != "sklearn":
-            return error(404, f"no estimator deployment named {name!r}")
+            raise NotFound(f"no estimator deployment named {name!r}", field="name")
         if not rest:
             return json_response(200, self._model_metadata(pool))
         if rest == ["ready"]:
@@ -205,7 +216,7 @@ class Runtime:
         if len(parts) >= 2 and parts[0] == "deployments":
             pool = self.pools.get(parts[1])
             if pool is None:
-                return error(404, f"no deployment named {parts[1]!r}")
+                raise NotFound(f"no deployment named {parts[1]!r}", field="name")
             action = parts[2] if len(parts) > 2 else ""
             if action == "" and method == "GET":
                 return json_response(200, self._view(pool))
@@ -235,7 +246,7 @@ class Runtime:
     async def create(self, body: dict[str, Any]) -> Response:
         name = check_name(body.get("name"))
         if name in self.pools or name in self.creating:
-            return error(409, f"a deployment named {name!r} already exists")
+            raise Conflict(f"a deployment named {name!r} already exists", field="name")
         self.creating.add(name)
         try:
             return await self._create(name, body)
@@ -247,7 +258,7 @@ class Runtime:
         kernel_filename = str(body.get("kernel_filename") or "kernel.py")
         flavour, entry = flavours.detect(source, kernel_filename)
         if body.get("flavour") and body["flavour"] != flavour:
-            raise PipelineError(f"{source} looks like a {flavour} deployment, not {body['flavour']}")
+            raise BadInput(f"{source} looks like a {flavour} deployment, not {body['flavour']}", field="flavour")
         secrets = check_custom_args(body.get("custom_args"))
         profile = apply_changes(default_profile(), body.get("profile") or {})
         target = runtime_dir(self.home) / "repo" / name / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import httptools
 
+from pipeline_utils.errors import PipelineError
+
 JSON = "application/json"
 REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -55,6 +57,12 @@ def json_response(status: int, data: Any) -> Response:
 def error(status: int, message: str) -> Response:
     """A JSON error response ``{"error": message}``."""
     return json_response(status, {"error": message})
+
+
+def error_response(exc: PipelineError) -> Response:
+    """The one mapping of a typed error to its HTTP status (a plain PipelineError is the caller's: 400)."""
+    status = exc.http_status if type(exc) is not PipelineError else 400
+    return error(status, str(exc))
 
 
 class App(Protocol):

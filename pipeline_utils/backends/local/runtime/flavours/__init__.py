@@ -10,6 +10,7 @@ from pipeline_utils.errors import PipelineError
 FLAVOURS = ("edi", "sklearn", "scoring")
 ESTIMATOR_CONFIGS = ("config.yaml", "config.yml", "config.json")
 MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
+MODEL_FOLDER = "model"
 
 
 def detect(folder: Path, kernel_filename: str = "kernel.py") -> tuple[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline_utils.backends.local.runtime import ipc
-from pipeline_utils.backends.local.runtime.flavours import MODEL_SUFFIXES
+from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER, MODEL_SUFFIXES
 
 
 class BadInput(ValueError):
@@ -42,14 +42,23 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def find_model(folder: Path, config: dict[str, Any]) -> Path:
-    """The model file: ``modelPath`` from the config, else the only joblib/pickle file in the folder."""
-    named = config.get("modelPath") or config.get("model_path")
+    """The model file: ``modelPath`` (or seed 002's ``model``) from the config, relative to the folder or to its
+    ``model/`` folder (where a staged model lands), else the only joblib/pickle file in one of them."""
+    places = [folder, folder / MODEL_FOLDER]
+    named = config.get("modelPath") or config.get("model_path") or config.get("model")
     if isinstance(named, str):
-        return folder / named
-    candidates = sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES)
-    if len(candidates) != 1:
-        raise ValueError(f"{folder}: expected one model file ({', '.join(MODEL_SUFFIXES)}), found {len(candidates)}")
-    return candidates[0]
+        found = next((place / named for place in places if (place / named).is_file()), None)
+        if found is None:
+            raise ValueError(f"{folder}: model file {named!r} not found (looked in the folder and {MODEL_FOLDER}/)")
+        return found
+    for place in places:
+        candidates = sorted(p for p in place.glob("*") if p.suffix in MODEL_SUFFIXES and p.is_file())
+        if len(candidates) > 1:
+            raise ValueError(f"{place}: {len(candidates)} model files ({', '.join(p.name for p in candidates)}); "
+                             "name one with modelPath in the config")
+        if candidates:
+            return candidates[0]
+    raise ValueError(f"{folder}: no model file ({', '.join(MODEL_SUFFIXES)}) in the folder or {MODEL_FOLDER}/")
 
 
 def load_model(path: Path, model_type: str | None = None) -> Any:

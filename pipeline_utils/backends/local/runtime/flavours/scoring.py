@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER
 
 
 class ScoringHandler:
@@ -23,7 +24,9 @@ class ScoringHandler:
         self.custom_args = custom_args
 
     def start(self) -> None:
-        os.environ.setdefault("AZUREML_MODEL_DIR", str(self.script.parent))
+        staged_model = self.script.parent / MODEL_FOLDER
+        model_dir = staged_model if staged_model.is_dir() else self.script.parent
+        os.environ.setdefault("AZUREML_MODEL_DIR", str(model_dir))
         sys.path.insert(0, str(self.script.parent))
         spec = importlib.util.spec_from_file_location(self.script.stem, self.script)
         if spec is None or spec.loader is None:
