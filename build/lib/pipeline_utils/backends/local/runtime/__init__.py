@@ -1,1 +1,0 @@
-"""The local inference runtime: one daemon serving deployments whose kernels run in worker processes."""
