@@ -20,9 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 VOLUME = "BenchVolume"
 
 
@@ -71,12 +68,20 @@ def decode_only(root: Path, workers: int = 1) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def volume_folder() -> Path:
+    """The bench volume's folder on this machine (created through the volumes interface)."""
+    from pipeline_utils.volumes import get_volumes
+
+    volumes = get_volumes()
+    volumes.create_volume(VOLUME)
+    return volumes.local_path(VOLUME)
+
+
 def bench_evaluation(args: argparse.Namespace) -> None:
-    from pipeline_utils.backends.local.volumes import volume_path
     from pipeline_utils.monitor import configure_monitors, run_monitors
     from pipeline_utils.monitor.definitions import evaluation_workers
 
-    data = volume_path(VOLUME, create=True) / "eval"
+    data = volume_folder() / "eval"
     make_masks(data, args.pairs, args.size)
     config = {"dir_gt": "eval/gt", "dir_pred": "eval/pred", "most_recent": 1, "volume_display_name": VOLUME}
     configure_monitors(
@@ -122,11 +127,10 @@ def bench_evaluation(args: argparse.Namespace) -> None:
 
 
 def bench_status(args: argparse.Namespace) -> None:
-    from pipeline_utils.backends.local.volumes import volume_path
     from pipeline_utils.monitor import configure_monitors, format_status, monitor_service, monitor_status
     from pipeline_utils.monitor.model import Measurement
 
-    root = volume_path(VOLUME, create=True)
+    root = volume_folder()
     (root / "status/gt").mkdir(parents=True, exist_ok=True)
     config = {"dir_gt": "status/gt", "dir_pred": "status/pred", "most_recent": 1, "volume_display_name": VOLUME}
     provider = {"segmentation_metrics": config, "generic_metrics": config}
@@ -156,19 +160,18 @@ def bench_status(args: argparse.Namespace) -> None:
         "from pipeline_utils.monitor import format_status, monitor_status;"
         " print(format_status(monitor_status('bench-status')))"
     )
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
     cli = []
     for _ in range(3):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
         cli.append(time.perf_counter() - start)
     print(f"  fresh process `python -c` (imports + status + print): best {1000 * min(cli):.0f} ms")
     print(f"  first lines: {text.splitlines()[0][:100]}")
 
 
 def _blank_run(monitor):
-    from pipeline_utils.monitor.evaluation import now_iso
     from pipeline_utils.monitor.model import FINISHED, Run
+    from pipeline_utils.timeutil import now_iso
 
     stamp = now_iso()
     return Run(

@@ -6,10 +6,14 @@ Validation reports every problem at once, each with its YAML path, e.g.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline_utils.errors import BadInput
 
 DEPLOYMENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENTRY_FIELDS = (
@@ -46,12 +50,35 @@ def _non_negative_int(value: Any) -> int:
     return _integer(value, 0, "a non-negative integer")
 
 
+def _seconds(value: Any, positive: bool) -> int | float:
+    """A finite duration in seconds (fractions allowed); integral values stay integers."""
+    label = "a positive number of seconds" if positive else "a non-negative number of seconds"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"must be {label}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"must be {label}")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"must be {label}")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _positive_seconds(value: Any) -> int | float:
+    return _seconds(value, positive=True)
+
+
+def _non_negative_seconds(value: Any) -> int | float:
+    return _seconds(value, positive=False)
+
+
 def _boolean(value: Any) -> bool:
-    """Accept YAML booleans and the seed's ``'True'``/``'False'`` strings."""
+    """Accept YAML booleans and their spellings as strings (the seed's ``'True'``/``'False'``, yes/no, on/off)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false", "yes", "no"}:
-        return value.strip().lower() in {"true", "yes"}
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "yes", "no", "on", "off"}:
+        return value.strip().lower() in {"true", "yes", "on"}
     raise ValueError("must be true or false")
 
 
@@ -86,6 +113,8 @@ def _threshold(value: Any) -> list:
 
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
 NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
+PositiveSeconds = Annotated[int | float, BeforeValidator(_positive_seconds)]
+NonNegativeSeconds = Annotated[int | float, BeforeValidator(_non_negative_seconds)]
 Flag = Annotated[bool, BeforeValidator(_boolean)]
 Text = Annotated[str, BeforeValidator(_text)]
 DeploymentName = Annotated[str, BeforeValidator(_deployment_name)]
@@ -97,50 +126,91 @@ class _Strict(BaseModel):
 
 
 class Threshold(_Strict):
-    """``{threshold: [value, direction]}``: 'lower' is violated below value, 'upper' above."""
+    """``{threshold: [value, direction]}``: 'lower' is violated below value, 'upper' above; equal is fine."""
 
     threshold: ThresholdPair
 
+    @model_validator(mode="after")
+    def _finite(self) -> Threshold:
+        if not math.isfinite(self.value):
+            raise ValueError(f"value must be a finite number (got {self.value!r})")
+        return self
+
+    @property
+    def value(self) -> float:
+        """The limit."""
+        return self.threshold[0]
+
+    @property
+    def direction(self) -> str:
+        """``lower`` or ``upper``."""
+        return self.threshold[1]
+
+    def violated(self, value: float) -> bool:
+        """Whether ``value`` breaks this limit: below a lower one, above an upper one."""
+        return value < self.value if self.direction == "lower" else value > self.value
+
 
 class MonitorConfig(BaseModel):
-    """One custom monitor: where its ground truth and predictions live, and its thresholds.
+    """One custom monitor: where its ground truth and predictions live, its window and its thresholds.
 
-    Keys beyond these are allowed only for a user's own ``definition``, which may read them.
+    The one definition of a monitor configuration and its defaults; the monitor code validates through it.
+    Keys beyond these are kept for a user's own definition, which receives them; a built-in definition
+    refuses them when the monitor is checked (the schema cannot tell which definition a monitor id uses).
     """
 
     model_config = ConfigDict(extra="allow")
 
     dir_gt: Text
     dir_pred: Text
-    most_recent: PositiveInt = 1
+    most_recent: int | float = 1
     volume_display_name: Text
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     min_files: PositiveInt = 3
     definition: Text | None = None
 
-    @model_validator(mode="after")
-    def _extra_keys_need_a_definition(self) -> MonitorConfig:
-        extra = sorted(self.model_extra or {})
-        if extra and self.definition is None:
-            raise ValueError(f"unknown key {extra[0]!r} (extra keys are for a custom 'definition' only)")
-        return self
+    @field_validator("most_recent", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise ValueError("must be a number of days > 0")
+        return value
+
+    @property
+    def extra_keys(self) -> list[str]:
+        """The keys beyond the schema's, sorted (for a custom definition)."""
+        return sorted(self.model_extra or {})
+
+    @classmethod
+    def parse(cls, raw: Any, prefix: tuple = ()) -> MonitorConfig:
+        """The validated configuration; its first problem is a BadInput at its YAML path under ``prefix``."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise BadInput(_message(error), field=format_location(prefix, tuple(error["loc"]))) from None
 
 
 class ResourceConfigs(_Strict):
-    """The kernel policy and resources of a deployment (seed 000)."""
+    """The kernel policy and resources of a deployment (seed 000): the one source of their defaults and checks.
+
+    The runtime profile of a deploy target derives its policy and resource settings from this model.
+    """
+
+    CROSS_FIELD_KEY: ClassVar[str] = "kernel_min"
 
     enable_gpus: Flag = False
     n_cpus: PositiveInt = 1
     memory_allocation: PositiveInt = 2048
     kernel_min: NonNegativeInt = 1
     kernel_max: PositiveInt = 1
-    kernel_delay_release_time: NonNegativeInt = 60
-    task_execution_timeout: PositiveInt = 120
+    kernel_delay_release_time: NonNegativeSeconds = 60
+    task_execution_timeout: PositiveSeconds = 120
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> ResourceConfigs:
         if self.kernel_min > self.kernel_max:
-            raise ValueError(f"kernel_min ({self.kernel_min}) must not exceed kernel_max ({self.kernel_max})")
+            raise ValueError(f"kernel_min ({self.kernel_min}) is above kernel_max ({self.kernel_max})")
         return self
 
 
@@ -196,20 +266,38 @@ def format_location(prefix: tuple, loc: tuple) -> str:
     return text or "(document)"
 
 
-def _describe(error: dict, prefix: tuple) -> str:
-    location = format_location(prefix, tuple(error["loc"]))
+def _message(error: dict) -> str:
+    """The problem of one pydantic error, without its location."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{location}: unknown key"
+        return "unknown key"
     if kind == "missing":
-        return f"{location}: required field is missing"
+        return "required field is missing"
     message = error["msg"].removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
         message = "must be a mapping"
     got = error.get("input")
     if kind == "value_error" and "(got " not in message and not isinstance(got, (dict, list)):
         message += f" (got {got!r})"
-    return f"{location}: {message}"
+    return message
+
+
+def _describe(error: dict, prefix: tuple) -> str:
+    return f"{format_location(prefix, tuple(error['loc']))}: {_message(error)}"
+
+
+def checked(model: type[BaseModel], values: Mapping[str, Any], locate: Callable[[str], str]) -> dict[str, Any]:
+    """``values`` validated by ``model``, defaults filled in; the first problem is a BadInput at ``locate(key)``.
+
+    A problem of the whole model (kernel_min above kernel_max) is located at its ``CROSS_FIELD_KEY``.
+    """
+    try:
+        return model.model_validate(dict(values)).model_dump(mode="json")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        whole = getattr(model, "CROSS_FIELD_KEY", next(iter(model.model_fields)))
+        key = str(error["loc"][0]) if error["loc"] else whole
+        raise BadInput(_message(error), field=locate(key)) from None
 
 
 def entry_problems(entry: Any, prefix: tuple = ()) -> list[str]:

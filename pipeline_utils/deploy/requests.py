@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import base64
-import shutil
+import posixpath
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends import get_deploy_target
-from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import NotFound, PipelineError
+from pipeline_utils.volumes import clean_path, volume
 
 
-def send_image(deployment_name: str, image: str | Path, **fields: Any) -> dict[str, Any]:
-    """Send one image as ``local_input_image`` (base64 PNG); returns HTTP status, seconds and the answer."""
-    payload = {"local_input_image": base64.b64encode(Path(image).read_bytes()).decode("ascii"), **fields}
+def send_image(deployment_name: str, image: str | Path | bytes, **fields: Any) -> dict[str, Any]:
+    """Send one image (a file, or its content) as ``local_input_image`` (base64); returns HTTP status, seconds
+    and the answer."""
+    content = image if isinstance(image, bytes) else Path(image).read_bytes()
+    payload = {"local_input_image": base64.b64encode(content).decode("ascii"), **fields}
     started = time.perf_counter()
     status, answer = get_deploy_target().predict(deployment_name, payload)
     return {"status": status, "seconds": round(time.perf_counter() - started, 3), "answer": answer}
@@ -33,26 +35,31 @@ def predict_volume_folder(
 ) -> list[dict[str, Any]]:
     """Send each PNG of ``input_dir`` as ``img_path_on_pvc``; copy each ``*<output_suffix>`` output to ``dir_pred``.
 
-    Predictions get the input's file name, so monitors pair them with ground truth by name.
+    Predictions get the input's file name, so monitors pair them with ground truth by name. The volume is
+    read and written through the storage-volumes interface, so this works wherever the volume lives.
     """
-    volume = volume_path(volume_name)
-    inputs = sorted(resolve_on_volume(volume, input_dir).glob("*.png"))
+    store = volume(volume_name)
+    if not store.exists():
+        raise NotFound(f"unknown volume {volume_name!r}", field="volume_display_name")
+    input_dir, dir_pred = clean_path(input_dir, "input_dir"), clean_path(dir_pred, "dir_pred")
+    inputs = [
+        f for f in store.list(input_dir) if not f.is_dir and not f.name.startswith(".") and f.name.endswith(".png")
+    ]
     if not inputs:
-        raise PipelineError(f"{input_dir}: no PNG images on volume {volume_name!r}")
-    predictions = resolve_on_volume(volume, dir_pred)
-    predictions.mkdir(parents=True, exist_ok=True)
+        raise NotFound(f"no PNG images on volume {volume_name!r}", field=input_dir or "input_dir")
+    store.mkdir(dir_pred)
     target = get_deploy_target()
     rows = []
     for image in inputs:
-        request_id = f"{image.stem}-{uuid.uuid4().hex[:8]}"
-        payload = {"img_path_on_pvc": f"{input_dir.rstrip('/')}/{image.name}", "request_id": request_id, **fields}
+        request_id = f"{posixpath.splitext(image.name)[0]}-{uuid.uuid4().hex[:8]}"
+        payload = {"img_path_on_pvc": image.path, "request_id": request_id, **fields}
         started = time.perf_counter()
         status, answer = target.predict(deployment_name, payload)
         seconds = time.perf_counter() - started
         answer = answer if isinstance(answer, dict) else {"msg": str(answer)[:200]}
         produced = [f for f in answer.get("output_files", []) if f.endswith(output_suffix)]
         if status == 200 and answer.get("status") == "finished" and produced:
-            shutil.copyfile(resolve_on_volume(volume, produced[0]), predictions / image.name)
+            store.write_bytes(f"{dir_pred}/{image.name}", store.read_bytes(produced[0]))
         rows.append(
             {
                 "image": image.name,

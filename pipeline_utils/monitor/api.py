@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, Conflict, PipelineError
 from pipeline_utils.monitor.model import MonitorInstance, MonitorStatus, Run
 from pipeline_utils.monitor.service import MonitorService
 
@@ -42,11 +42,10 @@ def monitor_service(backend: str | None = None) -> MonitorService:
 
 
 def _has_data(config: dict) -> bool:
-    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
     from pipeline_utils.monitor.files import image_files
+    from pipeline_utils.volumes import volume
 
-    volume = volume_path(config["volume_display_name"])
-    return bool(image_files(resolve_on_volume(volume, config["dir_pred"])))
+    return bool(image_files(volume(config["volume_display_name"]), config["dir_pred"]))
 
 
 def configure_monitors(
@@ -55,28 +54,36 @@ def configure_monitors(
     model_asset_id: str | None = None,
     *,
     first_run: bool = True,
+    replace: bool = False,
     service: MonitorService | None = None,
 ) -> MonitorSetup:
-    """``monitor create``: subscribe the deployment, create its monitors from ``entry``, run those with data."""
-    service = service or monitor_service()
-    provider = entry.get("openscale_custom_metric_provider") if isinstance(entry, dict) else None
-    if not isinstance(provider, dict) or not provider:
-        raise PipelineError("openscale_custom_metric_provider: no monitors configured (expected monitor id -> config)")
-    from pipeline_utils.monitor.evaluation import check_monitor
+    """``monitor create``: subscribe the deployment, create its monitors from ``entry``, run those with data.
 
+    Without ``replace`` a monitor the deployment has already is a Conflict (nothing changes). With
+    ``replace`` (re-running the pipeline) the monitors become the entry's: configured ones get the new
+    configuration and thresholds and keep their history, ones no longer in the entry are deleted.
+    """
+    from pipeline_utils.monitor.checks import check_monitor
+    from pipeline_utils.monitor.config import PROVIDER
+
+    service = service or monitor_service()
+    provider = entry.get(PROVIDER) if isinstance(entry, dict) else None
+    if not isinstance(provider, dict) or not provider:
+        raise BadInput("no monitors configured (expected monitor id -> config)", field=PROVIDER)
     for monitor_id, raw in provider.items():
         check_monitor(monitor_id, raw)
     existing = service.subscription_id(deployment)
-    if existing and service.list_monitors(deployment):
+    if existing and not replace:
         configured = sorted({m.monitor_id for m in service.list_monitors(deployment)} & set(provider))
         if configured:
-            raise PipelineError(
-                f"openscale_custom_metric_provider.{configured[0]}: monitor already configured for deployment"
-                f" {deployment!r} (subscription {existing}); delete it first with `monitor delete --name {deployment}`"
+            raise Conflict(
+                f"monitor already configured for deployment {deployment!r} (subscription {existing});"
+                f" delete it first with `monitor delete --name {deployment}`",
+                field=f"{PROVIDER}.{configured[0]}",
             )
     subscription_id = service.create_subscription(deployment, model_asset_id or entry.get("model_asset"))
     try:
-        monitors = service.create_monitors(deployment, provider)
+        monitors = service.create_monitors(deployment, provider, replace=replace)
     except PipelineError:
         if existing is None:
             service.delete(deployment)

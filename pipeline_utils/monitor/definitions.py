@@ -9,10 +9,13 @@ wins). Users add their own definition, without editing the project, in either of
 * in ``$MLOPS_HOME/monitor_definitions.json``, ``{"my_metrics": "package.module:function"}``; monitor ids
   ``my_metrics`` and ``my_metrics_<suffix>`` then use it. Built-in names cannot be redefined there.
 
-A definition is a function ``(monitor_config: dict, volume: Path) -> dict[str, float]``. It may carry an
+A definition is a function ``(monitor_config: dict, volume: Volume) -> dict[str, float]``: the volume is a
+:class:`~pipeline_utils.volumes.Volume` (list, stat, read by path), which is also path-like where the volume
+is mounted on this machine, so definitions written for ``volume: Path`` keep working there. It may carry an
 attribute ``metrics`` (the metric names it computes) so that thresholds are checked when monitors are
 created; it may raise :class:`~pipeline_utils.monitor.context.EvaluationFailed` to fail the run with a
-reason, and call :func:`~pipeline_utils.monitor.context.note_problem` for non-fatal problems.
+reason, and call :func:`~pipeline_utils.monitor.context.note_problem` for non-fatal problems. The built-in
+definitions read their volume only through the volumes interface, so they run on any storage backend.
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline_utils.backends.local.volumes import resolve_on_volume
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput
 from pipeline_utils.monitor import files, masks, payload
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
+from pipeline_utils.volumes import Volume, as_volume, clean_path
 
-MetricFunction = Callable[[dict, Path], Mapping[str, float]]
+MetricFunction = Callable[[dict, Volume], Mapping[str, float]]
 REGISTRY_FILE = "monitor_definitions.json"
 
 
@@ -46,10 +49,11 @@ class MonitorDefinition:
     name: str
     function: MetricFunction
     metrics: frozenset[str] | None = None
+    builtin: bool = False
 
 
-def _folders(config: dict, volume: Path) -> tuple[Path, Path]:
-    return resolve_on_volume(volume, config["dir_gt"]), resolve_on_volume(volume, config["dir_pred"])
+def _folders(config: dict) -> tuple[str, str]:
+    return clean_path(config["dir_gt"], "dir_gt"), clean_path(config["dir_pred"], "dir_pred")
 
 
 def evaluation_workers() -> int:
@@ -58,27 +62,28 @@ def evaluation_workers() -> int:
     return max(1, int(configured)) if configured.isdigit() else min(4, os.cpu_count() or 1)
 
 
-def _pair_counts(dir_gt: Path, dir_pred: Path, name: str) -> np.ndarray | Exception:
+def _pair_counts(volume: Volume, dir_gt: str, dir_pred: str, name: str) -> np.ndarray | Exception:
     try:
-        return masks.pair_counts(dir_gt / name, dir_pred / name)
+        return masks.pair_counts(volume.read_bytes(f"{dir_gt}/{name}"), volume.read_bytes(f"{dir_pred}/{name}"))
     except Exception as exc:
         return exc
 
 
-def _confusions(dir_gt: Path, dir_pred: Path, pairs: list[str]) -> Iterator[np.ndarray | Exception]:
+def _confusions(volume: Volume, dir_gt: str, dir_pred: str, pairs: list[str]) -> Iterator[np.ndarray | Exception]:
     workers = min(evaluation_workers(), len(pairs))
     if workers <= 1:
-        yield from (_pair_counts(dir_gt, dir_pred, name) for name in pairs)
+        yield from (_pair_counts(volume, dir_gt, dir_pred, name) for name in pairs)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(lambda name: _pair_counts(dir_gt, dir_pred, name), pairs)
+        yield from pool.map(lambda name: _pair_counts(volume, dir_gt, dir_pred, name), pairs)
 
 
-def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
+def segmentation_metrics(config: dict, volume: Volume | os.PathLike) -> dict[str, float]:
     """Pixel metrics over the recent ground-truth/prediction mask pairs (definitions: README, Monitors)."""
-    dir_gt, dir_pred = _folders(config, volume)
+    volume = as_volume(volume)
+    dir_gt, dir_pred = _folders(config)
     days, min_files = config["most_recent"], config.get("min_files", 3)
-    pairs = files.recent_pairs(dir_gt, dir_pred, days)
+    pairs = files.recent_pairs(volume, dir_gt, dir_pred, days)
     if len(pairs) < min_files:
         raise EvaluationFailed(
             f"segmentation_metrics needs at least {min_files} newly created files in the past {days:g} days"
@@ -86,7 +91,7 @@ def segmentation_metrics(config: dict, volume: Path) -> dict[str, float]:
         )
     confusion = np.zeros((3, 3), dtype=np.int64)  # pooled over the pairs: 9 counts
     used = 0
-    for name, counts in zip(pairs, _confusions(dir_gt, dir_pred, pairs), strict=True):
+    for name, counts in zip(pairs, _confusions(volume, dir_gt, dir_pred, pairs), strict=True):
         if isinstance(counts, Exception):
             note_problem(f"skipped {name}: {counts}")
         else:
@@ -105,11 +110,12 @@ segmentation_metrics.metrics = frozenset(  # type: ignore[attr-defined]
 )
 
 
-def generic_metrics(config: dict, volume: Path) -> dict[str, float]:
+def generic_metrics(config: dict, volume: Volume | os.PathLike) -> dict[str, float]:
     """Image counts in ``dir_gt``/``dir_pred`` (recent and total), and logged scoring calls when there are any."""
-    dir_gt, dir_pred = _folders(config, volume)
+    volume = as_volume(volume)
+    dir_gt, dir_pred = _folders(config)
     days = config["most_recent"]
-    gt, pred = files.image_files(dir_gt), files.image_files(dir_pred)
+    gt, pred = files.image_files(volume, dir_gt), files.image_files(volume, dir_pred)
     values = {
         "num_images_recent_ground_truth": float(len(files.recent(gt, days))),
         "num_images_recent_predicted": float(len(files.recent(pred, days))),
@@ -142,10 +148,10 @@ BUILTIN: dict[str, MetricFunction] = {
 
 
 def load_function(target: str, field: str = "definition") -> MetricFunction:
-    """Import ``package.module:function`` or ``/path/file.py:function``; a PipelineError names ``field``."""
+    """Import ``package.module:function`` or ``/path/file.py:function``; a BadInput names ``field``."""
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
-        raise PipelineError(f"{field}: {target!r} must look like 'package.module:function'")
+        raise BadInput(f"{target!r} must look like 'package.module:function'", field=field)
     try:
         if module_name.endswith(".py"):
             path = Path(module_name).expanduser()
@@ -157,16 +163,17 @@ def load_function(target: str, field: str = "definition") -> MetricFunction:
         else:
             module = importlib.import_module(module_name)
     except Exception as exc:
-        raise PipelineError(f"{field}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from exc
+        raise BadInput(f"cannot import {module_name!r} ({type(exc).__name__}: {exc})", field=field) from exc
     function = getattr(module, attr, None)
     if not callable(function):
-        raise PipelineError(f"{field}: {module_name!r} has no function {attr!r}")
+        raise BadInput(f"{module_name!r} has no function {attr!r}", field=field)
     return function
 
 
 def _definition(name: str, function: MetricFunction) -> MonitorDefinition:
     declared = getattr(function, "metrics", None)
-    return MonitorDefinition(name, function, frozenset(declared) if declared is not None else None)
+    metrics = frozenset(declared) if declared is not None else None
+    return MonitorDefinition(name, function, metrics, builtin=BUILTIN.get(name) is function)
 
 
 def registered() -> dict[str, str]:
@@ -177,12 +184,12 @@ def registered() -> dict[str, str]:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PipelineError(f"{path}: not valid JSON ({exc})") from exc
+        raise BadInput(f"not valid JSON ({exc})", field=str(path)) from exc
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise PipelineError(f"{path}: must map definition names to 'package.module:function' strings")
+        raise BadInput("must map definition names to 'package.module:function' strings", field=str(path))
     clash = sorted(set(table) & set(BUILTIN))
     if clash:
-        raise PipelineError(f"{path}: {clash[0]!r} is a built-in definition and cannot be redefined")
+        raise BadInput(f"{clash[0]!r} is a built-in definition and cannot be redefined", field=str(path))
     return table
 
 
@@ -203,9 +210,9 @@ def resolve(monitor_id: str, config: dict) -> MonitorDefinition:
     name = definition_name(monitor_id, [*BUILTIN, *user])
     if name is None:
         known = ", ".join(sorted([*BUILTIN, *user]))
-        raise PipelineError(
-            f"openscale_custom_metric_provider.{monitor_id}: unknown monitor definition (known: {known};"
-            " or set 'definition: package.module:function')"
+        raise BadInput(
+            f"unknown monitor definition (known: {known}; or set 'definition: package.module:function')",
+            field=f"openscale_custom_metric_provider.{monitor_id}",
         )
     if name in BUILTIN:
         return _definition(name, BUILTIN[name])

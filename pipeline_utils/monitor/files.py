@@ -1,31 +1,27 @@
-"""Image files on a volume folder, and the recent ground-truth/prediction pairs matched by file name."""
+"""Image files in a folder of a storage volume, and the recent ground-truth/prediction pairs matched by name."""
 
 from __future__ import annotations
 
-import os
+import posixpath
 import time
-from pathlib import Path
+
+from pipeline_utils.volumes import Volume
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 DAY_SECONDS = 86400.0
 
 
-def image_files(folder: Path) -> dict[str, float]:
-    """Image files directly in ``folder`` (not hidden, not recursive): name -> modification time."""
-    found: dict[str, float] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return found
-    for entry in entries:
-        if entry.name.startswith(".") or os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            if entry.is_file():
-                found[entry.name] = entry.stat().st_mtime
-        except OSError:
-            continue
-    return found
+def is_image(name: str) -> bool:
+    """Whether a file name is a visible image file."""
+    return not name.startswith(".") and posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def image_files(volume: Volume, folder: str) -> dict[str, float]:
+    """Image files directly in ``folder`` of ``volume`` (not hidden, not recursive): name -> modification time.
+
+    A missing folder has none.
+    """
+    return {info.name: info.mtime for info in volume.list(folder) if not info.is_dir and is_image(info.name)}
 
 
 def recent(files: dict[str, float], days: float, now: float | None = None) -> list[str]:
@@ -34,8 +30,8 @@ def recent(files: dict[str, float], days: float, now: float | None = None) -> li
     return sorted(name for name, mtime in files.items() if mtime >= cutoff)
 
 
-def recent_pairs(dir_gt: Path, dir_pred: Path, days: float, now: float | None = None) -> list[str]:
+def recent_pairs(volume: Volume, dir_gt: str, dir_pred: str, days: float, now: float | None = None) -> list[str]:
     """File names present in both folders whose two files are both recent, sorted."""
-    gt = recent(image_files(dir_gt), days, now)
-    pred = set(recent(image_files(dir_pred), days, now))
+    gt = recent(image_files(volume, dir_gt), days, now)
+    pred = set(recent(image_files(volume, dir_pred), days, now))
     return [name for name in gt if name in pred]

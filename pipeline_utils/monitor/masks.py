@@ -14,8 +14,9 @@ Pillow's Arrow export (Pillow >= 11.2, imported by pyarrow) or, failing that, fr
 
 from __future__ import annotations
 
+import io
+import os
 import threading
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -68,9 +69,12 @@ def pixel_words(image: Image.Image) -> tuple[np.ndarray, object]:
     return np.frombuffer(data, dtype="<u4"), data
 
 
-def load_mask(path: Path) -> Image.Image:
-    """Open and decode one mask file."""
-    with Image.open(path) as image:
+MaskSource = bytes | os.PathLike | str
+
+
+def load_mask(source: MaskSource) -> Image.Image:
+    """Decode one mask: a file's content as read from a volume, or a file path."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
         image.load()
         return image if image.mode in _FOUR_BYTE_MODES else image.convert("RGB")
 
@@ -155,13 +159,14 @@ def image_counts(gt: Image.Image, pred: Image.Image) -> np.ndarray:
     return GroundTruthClasses(gt).confusion(pred)
 
 
-def pair_counts(gt_path: Path, pred_path: Path) -> np.ndarray:
+def pair_counts(gt: MaskSource, pred: MaskSource) -> np.ndarray:
     """The 3x3 pixel confusion matrix (rows: ground truth class, columns: predicted class) of one pair.
 
-    The ground truth is classified and released before the prediction is decoded.
+    Each mask is a file's content or path. The ground truth is classified and released before the
+    prediction is decoded.
     """
-    gt = GroundTruthClasses(load_mask(gt_path))
-    return gt.confusion(load_mask(pred_path))
+    classes = GroundTruthClasses(load_mask(gt))
+    return classes.confusion(load_mask(pred))
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -16,22 +16,27 @@ def read_entry(deployment_name: str) -> tuple[str, dict]:
 
 
 def monitors_table(entry: dict):
-    """The monitors the entry configures: volume, folders, window and thresholds."""
+    """The monitors the entry configures: volume, folders, window and thresholds (defaults filled in)."""
     import pandas as pd
 
+    from pipeline_utils.monitor.config import PROVIDER, parse_monitor_config
+
     rows = []
-    for monitor_id, config in (entry.get("openscale_custom_metric_provider") or {}).items():
-        for metric, threshold in (config.get("thresholds") or {}).items():
-            value, direction = threshold["threshold"]
-            rows.append({"monitor": monitor_id, "volume": config["volume_display_name"], "dir_gt": config["dir_gt"],
-                         "dir_pred": config["dir_pred"], "most_recent": config["most_recent"], "metric": metric,
-                         "threshold": value, "direction": direction})
+    for monitor_id, raw in (entry.get(PROVIDER) or {}).items():
+        config = parse_monitor_config(monitor_id, raw)
+        for metric, threshold in config.thresholds.items():
+            rows.append({"monitor": monitor_id, "volume": config.volume_display_name, "dir_gt": config.dir_gt,
+                         "dir_pred": config.dir_pred, "most_recent": config.most_recent, "metric": metric,
+                         "threshold": threshold.value, "direction": threshold.direction})
     return pd.DataFrame(rows)
 
 
-def configure(deployment_name: str, model_asset_id: str, entry: dict, *, first_run: bool = True) -> MonitorSetup:
-    """Subscribe the deployment, create its monitors, run a first evaluation; record the subscription id."""
-    setup = configure_monitors(deployment_name, entry, model_asset_id, first_run=first_run)
+def configure(
+    deployment_name: str, model_asset_id: str, entry: dict, *, first_run: bool = True, replace: bool = False
+) -> MonitorSetup:
+    """Subscribe the deployment, create its monitors (``replace``: update them, keeping their history), run a
+    first evaluation; record the subscription id."""
+    setup = configure_monitors(deployment_name, entry, model_asset_id, first_run=first_run, replace=replace)
     get_space().update_entry(model_asset_id, lambda current: {**current, **setup.entry_update()})
     print(f"subscription {setup.subscription_id}: monitors {', '.join(m.monitor_id for m in setup.monitors)}")
     return setup

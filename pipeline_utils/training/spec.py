@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, NotFound, PipelineError
+from pipeline_utils.volumes import check_volume_name, clean_path, get_volumes
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = frozenset(
@@ -84,24 +84,26 @@ class JobSpec(BaseModel):
             raise _FieldError("workers", f"framework PyTorch runs 1 worker (got {self.workers}); use distPyTorch")
         if self.data_volume is not None:
             try:
-                self.data_dir()
+                self.check_data()
             except PipelineError as exc:
                 raise ValueError(str(exc)) from None
         elif self.data_path:
             raise _FieldError("data_volume", "a data_path needs the storage volume it is on")
         return self
 
-    def data_dir(self) -> Path | None:
-        """The data folder on its storage volume, or None when the job has no data location."""
+    def check_data(self) -> None:
+        """Check the data location through the storage-volumes interface: the volume and the path on it exist."""
         if self.data_volume is None:
-            return None
+            return
+        volumes = get_volumes()
+        if not volumes.exists(check_volume_name(self.data_volume, "data_volume")):
+            raise NotFound(f"unknown volume {self.data_volume!r}", field="data_volume")
         try:
-            target = resolve_on_volume(volume_path(self.data_volume), self.data_path)
-        except PipelineError as exc:
-            raise PipelineError(f"data_volume: {str(exc).split(': ', 1)[-1]}") from None
-        if not target.exists():
-            raise PipelineError(f"data_path: {self.data_path!r} does not exist on volume {self.data_volume!r}")
-        return target
+            found = volumes.exists(self.data_volume, clean_path(self.data_path, "data_path"))
+        except BadInput as exc:
+            raise BadInput(str(exc).removeprefix(f"{exc.field}: "), field="data_path") from None
+        if not found:
+            raise NotFound(f"{self.data_path!r} does not exist on volume {self.data_volume!r}", field="data_path")
 
     def env_values(self) -> dict[str, str]:
         """The environment variables with their (possibly secret) values, for the job's processes only."""

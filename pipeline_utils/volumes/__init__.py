@@ -1,7 +1,8 @@
 """Storage volumes: named file stores (CPD storage volumes, local folders) the flow reads and writes through.
 
 Paths are relative to the volume's root, with ``/`` separators; a path that is absolute, has a ``..``
-part or (on a backend that can tell) resolves outside the volume through a link is a :class:`BadInput`.
+part or (on a backend that can tell) resolves outside the volume through a link is a :class:`BadInput`
+naming the field. The flow asks :func:`get_volumes` or :func:`volume` for a volume, never a backend.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def join(*parts: str) -> str:
 class StorageVolumes(Configurable, ABC):
     """Named storage volumes. Every method blocks until done; writes are atomic (readers never see half a file).
 
-    Raises :class:`~pipeline_utils.errors.NotFound` for an unknown volume or path, :class:`BadInput` for a
-    path that leaves the volume, :class:`~pipeline_utils.errors.Unavailable` when the service cannot be
-    reached.
+    Every method that takes a ``path`` raises :class:`BadInput` (field ``path``) when it is absolute, has a
+    ``..`` part or leads out of the volume through a link; :class:`~pipeline_utils.errors.NotFound` (field
+    ``volume_display_name``) for an unknown volume; :class:`~pipeline_utils.errors.Unavailable` when the
+    service cannot be reached. Reads never change anything.
     """
 
     @abstractmethod
@@ -73,34 +75,44 @@ class StorageVolumes(Configurable, ABC):
 
     @abstractmethod
     def create_volume(self, volume: str) -> None:
-        """Create a volume; idempotent (an existing volume is left as it is)."""
+        """Create a volume; idempotent (an existing volume is left as it is). A bad name is a BadInput."""
 
     @abstractmethod
     def exists(self, volume: str, path: str = "") -> bool:
-        """Whether the volume (and the path on it) exists."""
+        """Whether the volume (and the path on it) exists; an unknown volume is False, a bad path a BadInput."""
 
     @abstractmethod
     def list(self, volume: str, path: str = "") -> list[FileInfo]:
-        """The files and folders directly in folder ``path``, sorted by name; a missing folder lists nothing."""
+        """The files and folders directly in folder ``path``, sorted by name, each with size and mtime.
+
+        A missing folder lists nothing; links that lead out of the volume are not listed.
+        """
 
     @abstractmethod
     def stat(self, volume: str, path: str) -> FileInfo:
-        """Size and mtime of one file or folder; NotFound when missing."""
+        """Size and mtime of one file or folder; NotFound (field ``path``) when missing."""
 
     @abstractmethod
     def read_bytes(self, volume: str, path: str) -> bytes:
-        """The content of one file; NotFound when missing."""
+        """The content of one file; NotFound (field ``path``) when there is no such file."""
 
     @abstractmethod
     def write_bytes(self, volume: str, path: str, data: bytes) -> FileInfo:
-        """Write one file atomically, creating its folders; replaces an existing file."""
+        """Write one file atomically, creating its folders; replaces an existing file (so it is idempotent)."""
+
+    @abstractmethod
+    def mkdir(self, volume: str, path: str) -> FileInfo:
+        """Create folder ``path`` with its parents; idempotent. A file in the way is a BadInput."""
 
     def local_path(self, volume: str, path: str = "") -> Path | None:
-        """The folder or file on this machine when the volume is mounted here (else None): for local kernels."""
+        """The folder or file on this machine when the volume is mounted here (else None): for local processes.
+
+        Checked like every path (BadInput when it leaves the volume); the file need not exist.
+        """
         return None
 
     def volume(self, name: str) -> Volume:
-        """A handle on one volume."""
+        """A handle on one volume (nothing is checked on the store: see :meth:`exists`)."""
         return Volume(self, check_volume_name(name))
 
 
@@ -134,6 +146,10 @@ class Volume(os.PathLike):
         """Write one file atomically."""
         return self.store.write_bytes(self.name, path, data)
 
+    def mkdir(self, path: str) -> FileInfo:
+        """Create a folder (and its parents); idempotent."""
+        return self.store.mkdir(self.name, path)
+
     def local_path(self, path: str = "") -> Path | None:
         """The local folder or file, when mounted here."""
         return self.store.local_path(self.name, path)
@@ -161,3 +177,12 @@ def get_volumes() -> StorageVolumes:
 def volume(name: str) -> Volume:
     """A handle on the configured backend's volume ``name``."""
     return get_volumes().volume(name)
+
+
+def as_volume(volume: Volume | os.PathLike | str) -> Volume:
+    """``volume`` itself, or a folder on this machine seen as a volume (for definitions called on a folder)."""
+    if isinstance(volume, Volume):
+        return volume
+    from pipeline_utils.volumes.folders import folder_volume
+
+    return folder_volume(Path(volume))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline_utils.backends.local.volumes import volume_path
+from pipeline_utils.volumes import get_volumes
 
 COLORS = {"R": (200, 30, 10), "B": (0, 20, 255), "K": (0, 0, 0), "W": (255, 255, 255)}
 VOLUME = "TestVolume"
@@ -31,8 +31,10 @@ def write_mask(path: Path, rows: list[str], age_days: float = 0.0) -> Path:
 
 
 def volume() -> Path:
-    """The test volume (created)."""
-    return volume_path(VOLUME, create=True)
+    """The test volume's folder (created): the local backend's volumes are folders."""
+    volumes = get_volumes()
+    volumes.create_volume(VOLUME)
+    return volumes.local_path(VOLUME)
 
 
 def monitor_config(**overrides: object) -> dict:

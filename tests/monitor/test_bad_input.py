@@ -34,8 +34,11 @@ def snapshot() -> dict[str, list[tuple]]:
         ({"volume_display_name": "NoSuchVolume"}, r"segmentation_metrics\.volume_display_name: unknown volume"),
         ({"most_recent": 0}, r"segmentation_metrics\.most_recent: must be a number of days > 0"),
         ({"most_recent": -2}, r"segmentation_metrics\.most_recent: must be a number of days > 0"),
-        ({"thresholds": {"Dice": {"threshold": [0.2, "below"]}}}, r"thresholds\.Dice: threshold direction"),
-        ({"min_files": 0}, r"segmentation_metrics\.min_files: must be an integer >= 1"),
+        (
+            {"thresholds": {"Dice": {"threshold": [0.2, "below"]}}},
+            r"thresholds\.Dice\.threshold: direction must be 'lower' or 'upper'",
+        ),
+        ({"min_files": 0}, r"segmentation_metrics\.min_files: must be a positive integer"),
     ],
 )
 def test_bad_monitor_config_stores_nothing(overrides: dict, message: str) -> None:

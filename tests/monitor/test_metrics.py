@@ -96,7 +96,7 @@ def test_pairs_are_pooled_before_the_ratios() -> None:
 
 
 def test_threshold_directions() -> None:
-    lower, upper = Threshold(0.5, "lower"), Threshold(0.5, "upper")
+    lower, upper = Threshold(threshold=[0.5, "lower"]), Threshold(threshold=[0.5, "upper"])
     assert lower.violated(0.49) and not lower.violated(0.5) and not lower.violated(0.9)
     assert upper.violated(0.51) and not upper.violated(0.5) and not upper.violated(0.1)
 

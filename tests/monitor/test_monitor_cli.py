@@ -25,14 +25,18 @@ def mask(kind: str) -> np.ndarray:
     return image
 
 
-def stage(tmp_path: Path, mutate=None) -> str:
+def stage_command(tmp_path: Path, mutate=None):
     draft = yaml.safe_load(DRAFT.read_text())
     if mutate:
         mutate(draft)
     path = tmp_path / "draft.yml"
     path.write_text(yaml.safe_dump(draft))
-    result = cli("prepare", "stage", "--path-model", ROOT / "examples" / "model", "--path-dependency",
-                 ROOT / "examples" / "deployment", "--path-yml", path, "-f")
+    return cli("prepare", "stage", "--path-model", ROOT / "examples" / "model", "--path-dependency",
+               ROOT / "examples" / "deployment", "--path-yml", path, "-f")
+
+
+def stage(tmp_path: Path, mutate=None) -> str:
+    result = stage_command(tmp_path, mutate)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -81,18 +85,38 @@ def test_violations_show_in_status_and_history_plots(tmp_path, mlops_home):
     assert json.loads(cli("monitor", "list", "--json").stdout) == []
 
 
-def test_a_threshold_on_an_unknown_metric_fails_and_stores_nothing(tmp_path, mlops_home):
+def test_a_threshold_on_an_unknown_metric_is_refused_before_anything_is_stored(tmp_path, mlops_home):
     def bad(draft):
         draft["openscale_custom_metric_provider"]["segmentation_metrics"]["thresholds"]["sharpness"] = {
             "threshold": [1.0, "lower"]}
 
-    asset = stage(tmp_path, bad)
-    fill_volume(mlops_home, "good")
+    result = stage_command(tmp_path, bad)
+    assert result.returncode == 2
+    assert "segmentation_metrics.thresholds.sharpness" in result.stderr.strip().splitlines()[-1]
+    assert json.loads(cli("config", "list", "--json").stdout) == []
+
+
+def test_a_missing_volume_fails_create_and_stores_nothing(tmp_path, mlops_home):
+    asset = stage(tmp_path)
     result = cli("monitor", "create", "--name", "ihc-segmentation")
     assert result.returncode == 1
-    assert "sharpness" in result.stderr.strip().splitlines()[-1]
+    assert "volume_display_name: unknown volume 'IHCVolume'" in result.stderr.strip().splitlines()[-1]
     assert json.loads(cli("monitor", "list", "--json").stdout) == []
     assert json.loads(cli("config", "list", "--detail", "--json").stdout)[asset]["openscale_subscription_id"] is None
+
+
+def test_rerunning_a3_with_replace_keeps_the_history(tmp_path, mlops_home):
+    from pipeline_utils.monitor import monitor_history
+    from pipeline_utils.notebooks import run_notebook
+
+    stage(tmp_path)
+    fill_volume(mlops_home, "good")
+    assert cli("monitor", "create", "--name", "ihc-segmentation").returncode == 0
+    before = [run.run_id for run in monitor_history("ihc-segmentation")]
+    again = run_notebook("A3_Monitor_Configuration", {"DEPLOYMENT_NAME": "ihc-segmentation", "REPLACE_MONITORS": True})
+    assert again.ok, again.error
+    after = [run.run_id for run in monitor_history("ihc-segmentation")]
+    assert len(before) == 2 and len(after) == 4 and set(before) <= set(after)
 
 
 def test_unknown_deployment_is_a_clear_error(mlops_home):

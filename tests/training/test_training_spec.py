@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_utils.backends.local.volumes import volume_path
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.training import Framework, build_job_spec, parse_env_pairs, training_runner
+from pipeline_utils.volumes import get_volumes
+
+
+def local_volume(name: str) -> Path:
+    """A local volume's folder, made through the volumes interface."""
+    volumes = get_volumes()
+    volumes.create_volume(name)
+    return volumes.local_path(name)
 
 
 @pytest.fixture
@@ -21,7 +28,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_valid_spec_resolves_data_on_volume(folder: Path) -> None:
-    volume = volume_path("train-vol", create=True)
+    volume = local_volume("train-vol")
     (volume / "datasets" / "a").mkdir(parents=True)
     spec = build_job_spec(
         scripts_dir=folder,
@@ -33,7 +40,8 @@ def test_valid_spec_resolves_data_on_volume(folder: Path) -> None:
         data_path="datasets/a",
     )
     assert spec.framework is Framework.DIST_PYTORCH
-    assert spec.data_dir() == (volume / "datasets" / "a").resolve()
+    assert (spec.data_volume, spec.data_path) == ("train-vol", "datasets/a")
+    spec.check_data()
     assert "abc" not in repr(spec)
     assert spec.public_dict()["env_names"] == ["TOKEN"]
     assert "abc" not in str(spec.public_dict())
@@ -62,9 +70,18 @@ def test_bad_input_names_the_field_and_stores_nothing(folder: Path, fields: dict
 
 
 def test_missing_data_path_on_volume(folder: Path) -> None:
-    volume_path("train-vol", create=True)
-    with pytest.raises(PipelineError, match="^data_path: "):
+    local_volume("train-vol")
+    with pytest.raises(PipelineError, match="^data_path: 'nothing' does not exist on volume 'train-vol'"):
         build_job_spec(scripts_dir=folder, main_file="train.py", data_volume="train-vol", data_path="nothing")
+
+
+@pytest.mark.parametrize("data_path", ["../other", "/etc", "link/inside"])
+def test_a_data_path_that_leaves_the_volume_is_refused(folder: Path, tmp_path: Path, data_path: str) -> None:
+    volume = local_volume("train-vol")
+    (tmp_path / "outside" / "inside").mkdir(parents=True)
+    (volume / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(PipelineError, match=r"^data_path: .*(leaves the storage volume|relative to the storage)"):
+        build_job_spec(scripts_dir=folder, main_file="train.py", data_volume="train-vol", data_path=data_path)
 
 
 def test_missing_scripts_folder(tmp_path: Path) -> None:

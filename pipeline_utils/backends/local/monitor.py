@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, Conflict, NotFound
 from pipeline_utils.monitor.model import Measurement, MonitorInstance, MonitorStatus, Run
 from pipeline_utils.monitor.service import MonitorService
 from pipeline_utils.store import connect, register_schema, transaction
+from pipeline_utils.timeutil import now_iso
 
 register_schema(
     "monitor",
@@ -98,19 +99,22 @@ def _run_row(run: Run) -> tuple:
 
 
 class LocalMonitorService(MonitorService):
-    """The monitor service of the local backend, on the shared SQLite state database."""
+    """The monitor service of the local backend, on the shared SQLite state database; evaluates in-process."""
 
     def create_subscription(self, deployment: str, model_asset_id: str | None = None) -> str:
-        """Subscribe ``deployment`` to monitoring and return the subscription id (the existing one if any)."""
+        """Subscribe ``deployment`` (idempotent: the existing subscription is kept, with ``model_asset_id``)."""
         if not isinstance(deployment, str) or not deployment.strip():
-            raise PipelineError(f"name: deployment name must be a non-empty string, got {deployment!r}")
-        from pipeline_utils.monitor.evaluation import now_iso
-
+            raise BadInput(f"deployment name must be a non-empty string, got {deployment!r}", field="name")
         with _db() as conn, transaction(conn):
             row = conn.execute(
                 "SELECT subscription_id FROM monitor_subscriptions WHERE deployment = ?", (deployment,)
             ).fetchone()
             if row:
+                if model_asset_id:
+                    conn.execute(
+                        "UPDATE monitor_subscriptions SET model_asset_id = ? WHERE subscription_id = ?",
+                        (model_asset_id, row[0]),
+                    )
                 return row[0]
             subscription_id = str(uuid.uuid4())
             conn.execute(
@@ -130,42 +134,55 @@ class LocalMonitorService(MonitorService):
     def _require_subscription(self, deployment: str) -> str:
         subscription_id = self.subscription_id(deployment)
         if subscription_id is None:
-            raise PipelineError(f"name: deployment {deployment!r} has no monitors (run `monitor create` first)")
+            raise NotFound(f"deployment {deployment!r} has no monitors (run `monitor create` first)", field="name")
         return subscription_id
 
-    def create_monitors(self, deployment: str, provider: dict) -> list[MonitorInstance]:
-        """Create one monitor per entry of ``openscale_custom_metric_provider``; all or nothing."""
-        from pipeline_utils.monitor.evaluation import check_monitor, now_iso
+    def create_monitors(self, deployment: str, provider: dict, *, replace: bool = False) -> list[MonitorInstance]:
+        """Create the monitors of ``provider`` (``replace``: make them exactly these, keeping runs); all or nothing."""
+        from pipeline_utils.monitor.checks import check_monitor
 
         if not isinstance(provider, dict) or not provider:
-            raise PipelineError(
-                "openscale_custom_metric_provider: no monitors configured (expected monitor id -> config)"
-            )
+            raise BadInput("no monitors configured (expected monitor id -> config)",
+                           field="openscale_custom_metric_provider")
         checked = {monitor_id: check_monitor(monitor_id, raw) for monitor_id, raw in provider.items()}
         subscription_id = self._require_subscription(deployment)
         created = now_iso()
-        instances = [
-            MonitorInstance(
-                deployment, subscription_id, monitor_id, c.definition.name, created, dict(provider[monitor_id])
-            )
-            for monitor_id, c in checked.items()
-        ]
         with _db() as conn, transaction(conn):
             existing = {
-                r[0]
+                r[0]: r[1]
                 for r in conn.execute(
-                    "SELECT monitor_id FROM monitor_instances WHERE subscription_id = ?", (subscription_id,)
+                    "SELECT monitor_id, created_at FROM monitor_instances WHERE subscription_id = ?",
+                    (subscription_id,),
                 )
             }
-            clash = sorted(existing & set(checked))
-            if clash:
-                raise PipelineError(
-                    f"openscale_custom_metric_provider.{clash[0]}: monitor already configured for deployment"
-                    f" {deployment!r} (subscription {subscription_id}); delete it first with"
-                    f" `monitor delete --name {deployment}`"
+            clash = sorted(set(existing) & set(checked))
+            if clash and not replace:
+                raise Conflict(
+                    f"monitor already configured for deployment {deployment!r} (subscription {subscription_id});"
+                    f" delete it first with `monitor delete --name {deployment}`",
+                    field=f"openscale_custom_metric_provider.{clash[0]}",
+                )
+            instances = [
+                MonitorInstance(
+                    deployment,
+                    subscription_id,
+                    monitor_id,
+                    c.definition.name,
+                    existing.get(monitor_id, created),
+                    dict(provider[monitor_id]),
+                )
+                for monitor_id, c in checked.items()
+            ]
+            gone = sorted(set(existing) - set(checked)) if replace else []
+            for table in ("monitor_runs", "monitor_instances"):
+                conn.executemany(
+                    f"DELETE FROM {table} WHERE subscription_id = ? AND monitor_id = ?",
+                    [(subscription_id, monitor_id) for monitor_id in gone],
                 )
             conn.executemany(
-                "INSERT INTO monitor_instances VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO monitor_instances VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (subscription_id, monitor_id)"
+                " DO UPDATE SET definition = excluded.definition, config_json = excluded.config_json",
                 [
                     (i.subscription_id, i.monitor_id, i.definition, json.dumps(i.config), i.created_at)
                     for i in instances
@@ -198,20 +215,14 @@ class LocalMonitorService(MonitorService):
         self._require_subscription(deployment)
         instances = [i for i in self.list_monitors(deployment) if monitor_id in (None, i.monitor_id)]
         if monitor_id is not None and not instances:
-            raise PipelineError(f"monitor: deployment {deployment!r} has no monitor {monitor_id!r}")
+            raise NotFound(f"deployment {deployment!r} has no monitor {monitor_id!r}", field="monitor")
         return instances
 
     def run(self, deployment: str, monitor_id: str | None = None) -> list[Run]:
-        """Evaluate the deployment's monitors (or one) now and store each run."""
-        from pipeline_utils.monitor.evaluation import check_monitor, evaluate
-
+        """Evaluate the deployment's monitors (or one) now, in this process, and store the runs together."""
         instances = self._instances(deployment, monitor_id)
-        checked = [(i, check_monitor(i.monitor_id, i.config)) for i in instances]
-        runs = []
-        for instance, monitor in checked:
-            run = evaluate(deployment, instance.subscription_id, monitor)
-            self.store_run(run)
-            runs.append(run)
+        runs = [self.evaluate(deployment, i.subscription_id, i) for i in instances]
+        self.store_runs(runs)
         return runs
 
     def store_run(self, run: Run) -> None:

@@ -1,0 +1,93 @@
+"""Checking a monitor before it is stored or run: its configuration, its definition, its volume and folders.
+
+Every problem is one BadInput (or NotFound) naming the field, e.g.
+``openscale_custom_metric_provider.segmentation_metrics.dir_gt: folder 'eval/gt' not found on volume 'V'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_utils.errors import BadInput, NotFound, PipelineError
+from pipeline_utils.monitor import definitions
+from pipeline_utils.monitor.config import MonitorConfig, monitor_field, parse_monitor_config
+from pipeline_utils.volumes import StorageVolumes, Volume, check_volume_name, clean_path, get_volumes
+
+
+@dataclass(frozen=True)
+class CheckedMonitor:
+    """A monitor whose configuration, definition, volume and folders were checked."""
+
+    monitor_id: str
+    config: MonitorConfig
+    definition: definitions.MonitorDefinition
+    volume: Volume
+
+
+def _problem(exc: PipelineError) -> str:
+    text = str(exc)
+    return text.removeprefix(f"{exc.field}: ") if exc.field else text
+
+
+def check_definition(monitor_id: str, raw: Any) -> tuple[MonitorConfig, definitions.MonitorDefinition]:
+    """Check what needs no volume: the schema, the definition the id maps to, its metrics and extra keys."""
+    config = parse_monitor_config(monitor_id, raw)
+    definition = definitions.resolve(monitor_id, raw)
+    if definition.builtin and config.extra_keys:
+        key = config.extra_keys[0]
+        raise BadInput(
+            f"unknown key (the built-in {definition.name} reads no extra keys; they are for a custom 'definition')",
+            field=monitor_field(monitor_id, key),
+        )
+    if definition.metrics is not None:
+        unknown = sorted(set(config.thresholds) - definition.metrics)
+        if unknown:
+            computed = ", ".join(sorted(definition.metrics))
+            raise BadInput(
+                f"{definition.name} does not compute {unknown[0]!r} (it computes: {computed})",
+                field=monitor_field(monitor_id, "thresholds", unknown[0]),
+            )
+    return config, definition
+
+
+def definition_problems(provider: Any) -> list[str]:
+    """What the schema cannot see in ``openscale_custom_metric_provider``: unknown definitions, thresholds on
+    metrics a definition does not compute, extra keys for a built-in; one line per monitor (for ``config validate``).
+
+    Monitors the schema refuses are left to the schema's report; no volume is read.
+    """
+    problems: list[str] = []
+    if not isinstance(provider, dict):
+        return problems
+    for monitor_id, raw in provider.items():
+        try:
+            parse_monitor_config(monitor_id, raw)
+        except PipelineError:
+            continue
+        try:
+            check_definition(monitor_id, raw)
+        except PipelineError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_monitor(monitor_id: str, raw: Any, volumes: StorageVolumes | None = None) -> CheckedMonitor:
+    """Check a monitor against its definition and its storage volume; reads the volume, changes nothing."""
+    config, definition = check_definition(monitor_id, raw)
+    volumes = volumes or get_volumes()
+    name = check_volume_name(config.volume_display_name, monitor_field(monitor_id, "volume_display_name"))
+    if not volumes.exists(name):
+        raise NotFound(f"unknown volume {name!r}", field=monitor_field(monitor_id, "volume_display_name"))
+    volume = volumes.volume(name)
+    for key in ("dir_gt", "dir_pred"):
+        field = monitor_field(monitor_id, key)
+        try:
+            volume.exists(clean_path(getattr(config, key), field))
+        except BadInput as exc:
+            raise BadInput(_problem(exc), field=field) from None
+    if not (volume.exists(config.dir_gt) and volume.stat(config.dir_gt).is_dir):
+        raise NotFound(
+            f"folder {config.dir_gt!r} not found on volume {name!r}", field=monitor_field(monitor_id, "dir_gt")
+        )
+    return CheckedMonitor(monitor_id, config, definition, volume)
