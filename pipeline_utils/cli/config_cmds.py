@@ -8,7 +8,7 @@ import click
 
 from pipeline_utils.cli.output import emit_table, json_option, note, to_json
 from pipeline_utils.config import document_problems, dump_yaml, keyed_entries, load_yaml_file
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput
 from pipeline_utils.space import get_space
 
 yml_path = click.Path(path_type=Path)
@@ -52,13 +52,13 @@ def list_command(detail: bool, as_json: bool) -> None:
 @click.option("--path-yml", required=True, type=yml_path, help="YAML with entries keyed by model asset id.")
 @click.option("-f", "--force", is_flag=True, help="Replace entries that already exist.")
 def add_command(path_yml: Path, force: bool) -> None:
-    """Add entries keyed by model asset id to the metadata document."""
+    """Add entries keyed by model asset id; a deployment name another entry holds is refused (Conflict)."""
     entries = keyed_entries(load_yaml_file(path_yml), path_yml)
     space = get_space()
     known = {asset.id for asset in space.list_assets()}
     for key in entries:
         if key not in known:
-            raise PipelineError(f"{path_yml}: entry key {key!r} is not the id of a model asset in the space")
+            raise BadInput(f"entry key {key!r} is not the id of a model asset in the space", field=str(path_yml))
     space.put_entries(entries, overwrite=force)
     note(f"added {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}: {', '.join(entries)}")
 
@@ -69,7 +69,7 @@ def add_command(path_yml: Path, force: bool) -> None:
 def delete_command(name: str | None, model_asset_id: str | None) -> None:
     """Delete one entry, named by deployment name or model asset id."""
     if bool(name) == bool(model_asset_id):
-        raise PipelineError("config delete: give exactly one of --name or --model-asset-id")
+        raise BadInput("give exactly one of --name or --model-asset-id", field="config delete")
     space = get_space()
     key = model_asset_id or space.entry_for_deployment(name)[0]
     space.delete_entry(key)
@@ -79,10 +79,15 @@ def delete_command(name: str | None, model_asset_id: str | None) -> None:
 @config.command("validate")
 @click.option("--path-yml", required=True, type=yml_path, help="YAML to check (a draft or keyed entries).")
 def validate_command(path_yml: Path) -> None:
-    """Check a metadata YAML; print every problem with its YAML path; exit 1 when any."""
-    problems = document_problems(load_yaml_file(path_yml))
+    """Check a metadata YAML (schema, monitor definitions, thresholds); print every problem; exit 1 when any."""
+    from pipeline_utils.config import document_notes
+
+    document = load_yaml_file(path_yml)
+    problems = document_problems(document)
     if problems:
         for problem in problems:
             click.echo(f"{path_yml}: {problem}", err=True)
         raise click.exceptions.Exit(1)
     click.echo(f"{path_yml}: valid")
+    for line in document_notes(document):
+        click.echo(f"{path_yml}: {line}")

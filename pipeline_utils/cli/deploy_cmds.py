@@ -1,6 +1,8 @@
-"""``deploy create|list|view|update-profile|start|stop|delete``: inference services (seed 000/001)."""
+"""``deploy create|update|list|view|logs|update-profile|start|stop|delete``: inference services (seed 000/001)."""
 
 from __future__ import annotations
+
+import math
 
 import click
 import yaml
@@ -32,23 +34,63 @@ def deploy() -> None:
 @json_option
 def create_command(name, model_asset_id, kernel_filename, custom_args, ready_timeout, save_notebook, report_mode,
                    as_json) -> None:
-    """Run A2: build the submission, deploy with the entry's resource configs, test it, record the URL."""
+    """Run A2: deploy the entry's pinned model and dependency versions, record what runs, test it.
+
+    ``--name`` fills the entry's deployment name when the draft left it null; a name another entry holds is
+    refused.
+    """
+    from pipeline_utils.deploy.steps import read_entry
+
     secrets = parse_pairs(custom_args, "--custom-arg")
     get_deploy_target().prepare()
-    parameters = {
-        "MODEL_ASSET_ID": model_asset_id,
-        "DEPLOYMENT_NAME": name,
-        "KERNEL_FILENAME": kernel_filename,
-        "CUSTOM_ARG_NAMES": sorted(secrets),
-        "READY_TIMEOUT": ready_timeout,
-    }
-    result = run_notebook("A2_Deploy", parameters, secrets=secrets, kind="deploy create", report_mode=report_mode)
+    read_entry(model_asset_id, name)
+    _run_a2({"MODEL_ASSET_ID": model_asset_id, "DEPLOYMENT_NAME": name, "KERNEL_FILENAME": kernel_filename,
+             "CUSTOM_ARG_NAMES": sorted(secrets), "READY_TIMEOUT": ready_timeout, "UPDATE": False},
+            secrets, "deploy create", save_notebook, report_mode, as_json)
+
+
+@deploy.command("update")
+@name_option
+@click.option("--model-asset-id", default="",
+              help="Entry whose pinned versions to deploy (default: the deployment's own entry).")
+@click.option("--kernel-filename", default="kernel.py", show_default=True, help="Kernel file in the deployment folder.")
+@click.option("--ready-timeout", type=float, default=120, show_default=True, help="Seconds to wait for readiness.")
+@save_notebook_option
+@report_mode_option
+@json_option
+def update_command(name, model_asset_id, kernel_filename, ready_timeout, save_notebook, report_mode, as_json) -> None:
+    """Run A2 in place: move a deployment to the versions its entry pins now, without deleting it; record them.
+
+    Its URL, profile and custom args stay; if the new version does not start, the previous one serves again.
+    """
+    from pipeline_utils.deploy.steps import entry_key, read_entry
+
+    get_deploy_target().prepare()
+    model_asset_id = entry_key(model_asset_id, name)
+    read_entry(model_asset_id, name, update=True)
+    _run_a2({"MODEL_ASSET_ID": model_asset_id, "DEPLOYMENT_NAME": name, "KERNEL_FILENAME": kernel_filename,
+             "CUSTOM_ARG_NAMES": [], "READY_TIMEOUT": ready_timeout, "UPDATE": True},
+            {}, "deploy update", save_notebook, report_mode, as_json)
+
+
+def _run_a2(parameters: dict, secrets: dict, kind: str, save_notebook: bool, report_mode: bool,
+            as_json: bool) -> None:
+    result = run_notebook("A2_Deploy", parameters, secrets=secrets, kind=kind, report_mode=report_mode)
     finish_notebook_command(result, save_notebook)
     scraps = result.scraps()
     if as_json:
         emit_record({"run_id": result.run_id, "notebook": str(result.output_path), **scraps}, as_json=True)
     else:
         click.echo(scraps["deployment_url"])
+
+
+@deploy.command("logs")
+@name_option
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last K lines.")
+def logs_command(name: str, tail: int | None) -> None:
+    """Print a deployment's log lines (its kernels' output), oldest first, each prefixed with its kernel."""
+    for line in get_deploy_target().logs(name, tail):
+        click.echo(line)
 
 
 def _row(row: dict) -> dict:
@@ -81,7 +123,9 @@ def _parse_settings(settings: tuple[str, ...]) -> dict:
         key, sep, value = setting.partition("=")
         if not sep or not key.strip():
             raise PipelineError(f"--set: expected KEY=VALUE such as policy.kernel_max=4 (got {setting!r})")
-        changes[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        parsed = yaml.safe_load(value) if value.strip() else None
+        # JSON cannot carry YAML's .nan/.inf: pass the text on, so that the profile's check names the setting.
+        changes[key.strip()] = value.strip() if isinstance(parsed, float) and not math.isfinite(parsed) else parsed
     return changes
 
 

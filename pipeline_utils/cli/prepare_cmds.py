@@ -37,10 +37,15 @@ def prepare() -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite assets of the same name (keeps their ids).")
 @json_option
 def stage_command(path_model: Path, path_dependency: Path, path_yml: Path, force: bool, as_json: bool) -> None:
-    """Stage the model and its deployment folder, fill in the metadata entry, print the model asset id."""
+    """Stage the model and its deployment folder, pin them in the metadata entry, print the model asset id.
+
+    All or nothing: a failure leaves the space as it was.
+    """
     space = get_space()
     decide = ask_about_existing if sys.stdin.isatty() else None
     result = stage(space, path_model, path_dependency, path_yml, force=force, decide=decide)
+    for notice in result.notices:
+        note(notice)
     if as_json:
         emit_record(
             {
@@ -48,11 +53,13 @@ def stage_command(path_model: Path, path_dependency: Path, path_yml: Path, force
                 "model_asset": result.model_asset.as_dict(),
                 "dependency_asset": result.dependency_asset.as_dict(),
                 "entry": result.entry,
+                "notices": list(result.notices),
             },
             as_json=True,
         )
         return
     rows = [{**a.as_dict(), "sha256": a.sha256[:12]} for a in (result.model_asset, result.dependency_asset)]
-    emit_table(rows, ["asset_type", "name", "id", "version", "size", "sha256"], as_json=False, title="staged assets")
+    columns = ["asset_type", "name", "kind", "id", "version", "size", "sha256"]
+    emit_table(rows, columns, as_json=False, title="staged assets")
     note(f"metadata entry stored under model asset id {result.model_asset_id}")
     click.echo(result.model_asset_id)

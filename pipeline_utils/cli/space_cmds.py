@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import Conflict
 from pipeline_utils.space import get_space
 
-ASSET_COLUMNS = ["id", "name", "asset_type", "version", "size", "created_at", "updated_at"]
+ASSET_COLUMNS = ["id", "name", "asset_type", "kind", "version", "size", "created_at", "updated_at"]
 
 
 @click.group()
@@ -51,9 +51,11 @@ def delete_command(asset: str) -> None:
     """Delete an asset (by id or name) and all its versions."""
     space_ = get_space()
     found = space_.get_asset(asset)
-    if found.id in space_.metadata():
-        raise PipelineError(
-            f"asset {found.name!r} ({found.id}) has a metadata entry; delete it first with 'config delete'"
-        )
+    for key, entry in space_.metadata().items():
+        if found.id in (key, (entry.get("wmla_deployment") or {}).get("dependency_asset_id")):
+            raise Conflict(
+                f"asset {found.name!r} ({found.id}) is pinned by metadata entry {key}; "
+                "delete that entry first with 'config delete'"
+            )
     space_.delete_asset(found.id)
     note(f"deleted asset {found.name} ({found.id})")

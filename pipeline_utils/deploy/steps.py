@@ -1,54 +1,123 @@
 """The A2 deploy notebook's steps (seed 000), one function per cell.
 
-Read the metadata entry, build the submission folder from the staged dependency and model
-assets plus a generated ``model.json``, create the deployment with the entry's
-``resource_configs``, start it, wait until ready, send the sample request, record the URL.
+Read the metadata entry, download exactly the model and dependency versions it pins (sha256
+checked), let the deploy target package them (for EDI: a submission folder with the model
+under ``model/`` and a generated ``model.json``), create and start the deployment with the
+entry's ``resource_configs`` (or move a running one to the new versions), record what it runs,
+and send the sample request.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends import get_deploy_target, get_space
+from pipeline_utils.config.schema import entry_problems
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.deploy.submission import build_submission_folder, sample_request, unpack_dependency
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
+from pipeline_utils.deploy.submission import sample_request
+from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError
 from pipeline_utils.notebooks.display import Table
-
-MODEL_FOLDER = "model"
+from pipeline_utils.space.base import Space, deployment_name_of
+from pipeline_utils.timeutil import now_iso
 
 
 def custom_args_from_env(names: list[str]) -> dict[str, str]:
     """The ``--custom-arg`` values, read from the environment by name (they are never parameters)."""
     missing = [name for name in names if name not in os.environ]
     if missing:
-        raise PipelineError(f"CUSTOM_ARG_NAMES: environment variable {missing[0]!r} is not set")
+        raise BadInput(f"environment variable {missing[0]!r} is not set", field="CUSTOM_ARG_NAMES")
     return {name: os.environ[name] for name in names}
 
 
-def read_entry(model_asset_id: str, deployment_name: str | None) -> dict:
-    """The metadata entry to deploy; refuses a name in use or an asset already deployed (like the seed)."""
-    entry = get_space().entry(model_asset_id)
-    wmla = entry["wmla_deployment"]
-    name = deployment_name or wmla["deployment_name"]
-    if wmla.get("deployment_url"):
-        raise PipelineError(
-            f"model asset {model_asset_id} is already deployed as {wmla['deployment_name']!r} "
-            f"({wmla['deployment_url']}); delete that deployment first"
-        )
-    if get_deploy_target().exists(name):
-        raise PipelineError(f"--name: deployment name {name!r} is already in use")
-    from pipeline_utils.config.schema import entry_problems
+def entry_key(model_asset_id: str | None, deployment_name: str | None) -> str:
+    """The model asset id of the entry to deploy: the one given, else the entry of the deployment."""
+    if model_asset_id:
+        return model_asset_id
+    if not deployment_name:
+        raise BadInput("give --model-asset-id or --name", field="--model-asset-id")
+    return get_space().entry_for_deployment(deployment_name)[0]
 
-    problems = entry_problems({**entry, "wmla_deployment": {**wmla, "deployment_name": name}})
+
+def read_entry(model_asset_id: str, deployment_name: str | None, *, update: bool = False) -> dict:
+    """The metadata entry to deploy, its deployment name filled in; refuses what the seed refuses.
+
+    Creating: the entry must not be deployed yet, and the name must be free both among the entries and on the
+    target. Updating (``update``): the deployment must exist, and the entry must be that deployment's or have
+    no name yet (it then takes the deployment over from the entry that had it).
+    """
+    space = get_space()
+    entry = space.entry(model_asset_id)
+    wmla = entry["wmla_deployment"]
+    own = wmla.get("deployment_name")
+    name = deployment_name or own
+    if not name:
+        raise BadInput(f"entry {model_asset_id} has no deployment_name; give one with --name", field="--name")
+    named = {**entry, "wmla_deployment": {**wmla, "deployment_name": name}}
+    problems = entry_problems(named)
     if problems:
-        raise PipelineError(f"--name: {problems[0]}")
-    return {**entry, "wmla_deployment": {**wmla, "deployment_name": name}}
+        raise BadInput(problems[0], field="--name")
+    target = get_deploy_target()
+    if update:
+        if not target.exists(name):
+            raise NotFound(f"no deployment named {name!r} to update; create it with 'deploy create'", field="--name")
+        if own not in (None, name):
+            raise Conflict(f"entry {model_asset_id} is deployment {own!r}, not {name!r}", field="--model-asset-id")
+        return named
+    if wmla.get("deployment_url"):
+        raise Conflict(
+            f"model asset {model_asset_id} is already deployed as {own!r} ({wmla['deployment_url']}); "
+            f"move it to new versions with 'deploy update --name {own}', or delete that deployment first"
+        )
+    holder = space.deployment_name_holder(name, other_than=model_asset_id)
+    if holder:
+        raise Conflict(
+            f"deployment name {name!r} belongs to metadata entry {holder}; a deployment name belongs to one entry only",
+            field="--name",
+        )
+    if target.exists(name):
+        raise Conflict(f"deployment name {name!r} is already in use", field="--name")
+    return named
+
+
+def _asset_named(space: Space, name: str | None, field: str) -> str:
+    """The id of the one asset of this name (entries written by the original CLI name their assets only)."""
+    if not name:
+        raise BadInput("is empty: stage the entry with 'prepare stage' first", field=field)
+    found = space.assets_named(name)
+    if not found:
+        raise NotFound(f"no asset named {name!r} in the space", field=field)
+    if len(found) > 1:
+        ids = ", ".join(asset.id for asset in found)
+        raise Conflict(
+            f"{len(found)} assets are named {name!r} ({ids}); the entry does not say which: "
+            "stage it again to pin one by id",
+            field=field,
+        )
+    return found[0].id
+
+
+def resolve_pins(model_asset_id: str | None, entry: dict, space: Space | None = None) -> dict[str, tuple[str, int]]:
+    """The (asset id, version) of the model and of the dependency the entry pins.
+
+    Entries written by the original CLI pin nothing: a unique name resolves to its asset, at its latest version.
+    """
+    space = space or get_space()
+    wmla = entry["wmla_deployment"]
+    model_id = model_asset_id or _asset_named(space, entry.get("model_asset"), "model_asset")
+    dependency_id = wmla.get("dependency_asset_id") or _asset_named(
+        space, wmla.get("dependency_filename"), "wmla_deployment.dependency_filename"
+    )
+    return {
+        "model": (model_id, entry.get("model_asset_version") or space.get_asset(model_id).version),
+        "dependency": (dependency_id, wmla.get("dependency_asset_version") or space.get_asset(dependency_id).version),
+    }
 
 
 def deployment_summary(entry: dict) -> Table:
@@ -57,36 +126,57 @@ def deployment_summary(entry: dict) -> Table:
     rows = {
         "deployment_name": wmla["deployment_name"],
         "model_asset": entry.get("model_asset"),
+        "model_asset_version": entry.get("model_asset_version"),
         "dependency_filename": wmla.get("dependency_filename"),
+        "dependency_asset_id": wmla.get("dependency_asset_id"),
+        "dependency_asset_version": wmla.get("dependency_asset_version"),
         **{f"resource_configs.{k}": v for k, v in wmla["resource_configs"].items()},
     }
     return Table.of_record(rows, "deployment settings")
 
 
-def _unpack_model(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        unpack_dependency(archive, dest)
-    else:
-        shutil.copy2(archive, dest / archive.name)
+def _download(space: Space, asset_id: str, version: int, folder: Path) -> DownloadedAsset:
+    asset = space.get_asset(asset_id)
+    kind = asset.at_version(version).kind
+    folder.mkdir(parents=True)
+    path = space.download_asset(asset_id, folder, version=version)
+    return DownloadedAsset(asset_id=asset_id, name=asset.name, version=version, kind=kind, path=path)
 
 
-def prepare_submission(entry: dict, *, kernel_filename: str = "kernel.py") -> Path:
-    """Download dependency and model from the space; the submission folder holds both and ``model.json``."""
+def download_assets(model_asset_id: str | None, entry: dict) -> DeployAssets:
+    """Download exactly the model and dependency versions the entry pins; each is checked against its sha256."""
     space = get_space()
-    name = entry["wmla_deployment"]["deployment_name"]
-    work = mlops_home() / "deployments" / "submissions" / f"{name}-{int(time.time() * 1000)}"
-    downloads = work / "downloads"
-    downloads.mkdir(parents=True)
-    dependency = space.download_asset(entry["wmla_deployment"]["dependency_filename"], downloads)
-    unpacked = unpack_dependency(dependency, work / "dependency")
-    submission = build_submission_folder(unpacked, work / "submission", name, kernel_filename=kernel_filename)
-    model = space.download_asset(entry["model_asset"], downloads / "model-asset")
-    _unpack_model(model, submission / MODEL_FOLDER)
-    shutil.rmtree(downloads)
-    files = sorted(p.name for p in submission.iterdir())
-    print(f"submission folder {submission}: {', '.join(files)}")
-    return submission
+    pins = resolve_pins(model_asset_id, entry, space)
+    root = mlops_home() / "deployments" / "downloads"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{entry['wmla_deployment']['deployment_name']}-", dir=root))
+    try:
+        return DeployAssets(
+            model=_download(space, *pins["model"], folder / "model"),
+            dependency=_download(space, *pins["dependency"], folder / "dependency"),
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def package(entry: dict, assets: DeployAssets, *, kernel_filename: str = "kernel.py") -> Path:
+    """Let the deploy target build what it deploys from; the downloads are removed afterwards."""
+    try:
+        folder = get_deploy_target().package(entry, assets, kernel_filename=kernel_filename)
+    finally:
+        shutil.rmtree(assets.model.path.parent.parent, ignore_errors=True)
+    files = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
+    print(
+        f"{folder}: {', '.join(files)} (model {assets.model.name} v{assets.model.version}, "
+        f"dependency {assets.dependency.name} v{assets.dependency.version})"
+    )
+    return folder
+
+
+def prepare_submission(entry: dict, *, kernel_filename: str = "kernel.py", model_asset_id: str | None = None) -> Path:
+    """Download the pinned assets and package them (both A2 cells in one call)."""
+    return package(entry, download_assets(model_asset_id, entry), kernel_filename=kernel_filename)
 
 
 def create_and_start(
@@ -109,6 +199,39 @@ def create_and_start(
     return row
 
 
+def update_in_place(
+    entry: dict, submission: Path, *, kernel_filename: str = "kernel.py", ready_timeout: float = 120.0
+) -> dict[str, Any]:
+    """Move the running deployment to the new folder (its kernels restart; the target rolls back on failure)."""
+    name = entry["wmla_deployment"]["deployment_name"]
+    started = time.perf_counter()
+    row = get_deploy_target().update(name, submission, kernel_filename=kernel_filename, timeout=ready_timeout)
+    print(f"{name} updated in {time.perf_counter() - started:.2f} s ({row.get('status', 'updated')})")
+    return row
+
+
+def deploy(
+    model_asset_id: str,
+    entry: dict,
+    submission: Path,
+    assets: DeployAssets,
+    *,
+    update: bool = False,
+    custom_args: dict[str, str] | None = None,
+    kernel_filename: str = "kernel.py",
+    ready_timeout: float = 120.0,
+) -> dict:
+    """Create and start the deployment (``update``: move the existing one), then record what it runs."""
+    if update:
+        update_in_place(entry, submission, kernel_filename=kernel_filename, ready_timeout=ready_timeout)
+    else:
+        create_and_start(
+            entry, submission, custom_args=custom_args or {}, kernel_filename=kernel_filename,
+            ready_timeout=ready_timeout,
+        )
+    return record_deployment(model_asset_id, entry["wmla_deployment"]["deployment_name"], assets)
+
+
 def profile_table(name: str) -> Table:
     """The deployment profile (policy, resources, limits) as a table."""
     profile = get_deploy_target().get_profile(name)
@@ -122,13 +245,17 @@ def profile_table(name: str) -> Table:
 
 
 def send_sample_request(name: str, submission: Path) -> dict[str, Any] | None:
-    """Send the deployment folder's sample request, if it has one; returns status, seconds and answer."""
+    """Send the deployment folder's sample request, if it has one and the deployment serves; status, seconds, answer."""
     payload = sample_request(submission)
     if payload is None:
         print("the deployment folder has no sample_request.json: nothing sent")
         return None
+    target = get_deploy_target()
+    if target.get(name).get("status") == "stopped":
+        print(f"{name} is stopped: sample request not sent")
+        return None
     started = time.perf_counter()
-    status, answer = get_deploy_target().predict(name, payload)
+    status, answer = target.predict(name, payload)
     seconds = time.perf_counter() - started
     if status != 200:
         raise PipelineError(f"sample request to {name} answered HTTP {status}: {str(answer)[:300]}")
@@ -158,17 +285,49 @@ def show_answer(result: dict[str, Any] | None):
     return HTML("".join(html))
 
 
-def record_deployment(model_asset_id: str, name: str) -> dict:
-    """Write ``deployment_name``, ``deployment_url`` and ``deployment_id`` into the metadata entry."""
-    url = get_deploy_target().url(name)
+def _released(entry: dict) -> dict:
+    """An entry whose deployment another entry takes over: it no longer names or runs one."""
+    entry = copy.deepcopy(entry)
+    entry["deployment_id"] = None
+    entry["openscale_subscription_id"] = None
+    entry["wmla_deployment"].update(deployment_name=None, deployment_url=None, deployed=None)
+    return entry
+
+
+def record_deployment(model_asset_id: str, name: str, assets: DeployAssets | None = None) -> dict:
+    """Record in the entry the deployment's name, URL and id, and what it runs (``deployed``: ids, versions, time).
+
+    ``assets`` are the versions deployed (default: those the entry pins now). An entry that had the deployment
+    before (``deploy update --model-asset-id`` of another entry) gives it up in the same write, subscription too.
+    """
+    space, url = get_space(), get_deploy_target().url(name)
+    if assets is not None:
+        pins = {"model": (assets.model.asset_id, assets.model.version),
+                "dependency": (assets.dependency.asset_id, assets.dependency.version)}
+    else:
+        pins = resolve_pins(model_asset_id, space.entry(model_asset_id), space)
+    deployed = {
+        "model_asset_id": pins["model"][0],
+        "model_asset_version": pins["model"][1],
+        "dependency_asset_id": pins["dependency"][0],
+        "dependency_asset_version": pins["dependency"][1],
+        "deployed_at": now_iso(),
+    }
 
     def change(entry: dict) -> dict:
         entry["deployment_id"] = name
-        entry["wmla_deployment"]["deployment_name"] = name
-        entry["wmla_deployment"]["deployment_url"] = url
+        entry["wmla_deployment"].update(deployment_name=name, deployment_url=url, deployed=deployed)
         return entry
 
-    return get_space().update_entry(model_asset_id, change)
+    document = space.metadata()
+    previous = [key for key, entry in document.items() if key != model_asset_id and deployment_name_of(entry) == name]
+    if not previous:
+        return space.update_entry(model_asset_id, change)
+    mine = change(copy.deepcopy(space.entry(model_asset_id)))
+    subscriptions = [document[key].get("openscale_subscription_id") for key in previous]
+    mine["openscale_subscription_id"] = mine.get("openscale_subscription_id") or next(filter(None, subscriptions), None)
+    space.put_entries({**{key: _released(document[key]) for key in previous}, model_asset_id: mine}, overwrite=True)
+    return mine
 
 
 def delete_deployment(
@@ -177,12 +336,12 @@ def delete_deployment(
     """Delete a deployment (and its monitors, or its metadata entry); returns one line per thing removed.
 
     The metadata entries that record the deployment (its name with a URL) are deleted with
-    ``remove_config``, else they forget the URL (and the subscription, when the monitors go).
+    ``remove_config``, else they forget the URL and what it ran (and the subscription, when the monitors go).
     """
     target, space = get_deploy_target(), get_space()
     exists = target.exists(name)
     if not exists and not missing_ok:
-        raise PipelineError(f"--name: no deployment named {name!r}")
+        raise NotFound(f"no deployment named {name!r}", field="--name")
     done = []
     if remove_monitors:
         from pipeline_utils.monitor import delete_monitors, list_monitors
@@ -196,13 +355,14 @@ def delete_deployment(
     def forget(entry: dict) -> dict:
         entry["deployment_id"] = None
         entry["wmla_deployment"]["deployment_url"] = None
+        entry["wmla_deployment"]["deployed"] = None
         if remove_monitors:
             entry["openscale_subscription_id"] = None
         return entry
 
     for key, entry in space.metadata().items():
         wmla = entry.get("wmla_deployment") or {}
-        if wmla.get("deployment_name") != name or not wmla.get("deployment_url"):
+        if wmla.get("deployment_name") != name or not (wmla.get("deployment_url") or wmla.get("deployed")):
             continue
         if remove_config:
             space.delete_entry(key)

@@ -12,29 +12,52 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
+from pipeline_utils.errors import BadInput
 from pipeline_utils.fsutil import atomic_write_text
+from pipeline_utils.space.base import FOLDER
 
 SAMPLE_REQUESTS = ("sample_request.json", "sample_input.json", "input.json")
+MODEL_FOLDER = "model"
 
 
-def unpack_dependency(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a dependency zip into ``dest`` (refusing members that leave it); a single top folder is kept out."""
+def unpack_dependency(archive: str | Path, dest: str | Path, *, strip_single_top: bool = True) -> Path:
+    """Extract a zip into ``dest`` (refusing members that leave it); returns the folder holding its content.
+
+    With ``strip_single_top`` a zip whose only member is one top folder (a user's own ``zip -r app.zip app``)
+    gives that folder; zips the space made of a folder hold the folder's content and keep it as it is.
+    """
     archive, dest = Path(archive), Path(dest)
     if not zipfile.is_zipfile(archive):
-        raise PipelineError(f"{archive.name} is not a zip archive")
+        raise BadInput(f"{archive.name} is not a zip archive")
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     with zipfile.ZipFile(archive) as zf:
         for member in zf.namelist():
             target = (root / member).resolve()
             if target != root and root not in target.parents:
-                raise PipelineError(f"{archive.name}: member {member!r} leaves the extraction folder")
+                raise BadInput(f"{archive.name}: member {member!r} leaves the extraction folder")
         zf.extractall(root)
     entries = [p for p in root.iterdir() if not p.name.startswith("__MACOSX")]
-    if len(entries) == 1 and entries[0].is_dir():
+    if strip_single_top and len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return root
+
+
+def place_model(model: DownloadedAsset, dest: str | Path) -> Path:
+    """Put the model into ``dest``: a folder we zipped is unpacked as it was, a file keeps its name, unextracted.
+
+    Zip-format model files (``.pt``, ``.keras``, ``.npz``, a user's ``.zip``) are files: they stay whole.
+    Assets stored before kinds were recorded are unpacked only when named ``*.zip``, as then.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    legacy_zip = model.kind is None and model.name.endswith(".zip") and zipfile.is_zipfile(model.path)
+    if model.kind == FOLDER or legacy_zip:
+        unpack_dependency(model.path, dest, strip_single_top=False)
+    else:
+        shutil.copyfile(model.path, dest / model.name)
+    return dest
 
 
 def model_json(
@@ -74,7 +97,7 @@ def build_submission_folder(
     """Copy the unpacked dependency folder to ``dest`` and write its ``model.json``; returns ``dest``."""
     source, dest = Path(dependency_dir), Path(dest)
     if not source.is_dir():
-        raise PipelineError(f"dependency folder {source} does not exist")
+        raise BadInput(f"dependency folder {source} does not exist")
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(source, dest)
@@ -82,13 +105,25 @@ def build_submission_folder(
         shutil.copy2(extra, dest / Path(extra).name)
     if not (dest / kernel_filename).is_file() and not (dest / "config.yaml").is_file():
         found = ", ".join(sorted(p.name for p in dest.iterdir())) or "nothing"
-        raise PipelineError(f"kernel file {kernel_filename} not found in the dependency folder (found: {found})")
+        raise BadInput(f"kernel file {kernel_filename} not found in the dependency folder (found: {found})")
     readme = model_fields.pop("readme", "README.md")
     if not (dest / readme).is_file():
         atomic_write_text(dest / readme, f"# {name}\n\nDeployment {name}, kernel `{kernel_filename}`.\n")
     spec = model_json(name, kernel_filename=kernel_filename, readme=readme, **model_fields)
     atomic_write_text(dest / "model.json", json.dumps(spec, indent=2) + "\n")
     return dest
+
+
+def edi_submission(name: str, assets: DeployAssets, work: str | Path, *, kernel_filename: str = "kernel.py") -> Path:
+    """The WMLA EDI submission folder of deployment ``name`` under ``work``: the dependency's files, the model
+    under ``model/`` and a generated ``model.json``."""
+    work = Path(work)
+    unpacked = unpack_dependency(
+        assets.dependency.path, work / "dependency", strip_single_top=assets.dependency.kind != FOLDER
+    )
+    submission = build_submission_folder(unpacked, work / "submission", name, kernel_filename=kernel_filename)
+    place_model(assets.model, submission / MODEL_FOLDER)
+    return submission
 
 
 def sample_request(folder: str | Path) -> Any | None:
@@ -99,5 +134,5 @@ def sample_request(folder: str | Path) -> Any | None:
             try:
                 return json.loads(path.read_text())
             except ValueError as exc:
-                raise PipelineError(f"{path.name} is not valid JSON: {exc}") from None
+                raise BadInput(f"{path.name} is not valid JSON: {exc}") from None
     return None

@@ -48,18 +48,22 @@ def test_deploy_create_serves_records_and_keeps_custom_args_secret(runtime, mlop
             assert b"k-7781-secret" not in path.read_bytes(), path
 
 
-def test_name_in_use_and_asset_already_deployed_fail_like_the_seed(runtime):
+def test_name_in_use_and_asset_already_deployed_fail_like_the_seed(runtime, mlops_home):
     asset = stage()
     assert cli("deploy", "create", "--name", "iris", "--model-asset-id", asset).returncode == 0
+    runs = len(json.loads(cli("runs", "list", "--json").stdout))
     again = cli("deploy", "create", "--name", "iris-2", "--model-asset-id", asset)
-    assert again.returncode == 1 and "already deployed as 'iris'" in again.stderr.strip().splitlines()[-1]
+    assert again.returncode == 4 and "already deployed as 'iris'" in again.stderr.strip().splitlines()[-1]
     other = stage(model=EXAMPLES / "deployment" / "sample_request.json")
     taken = cli("deploy", "create", "--name", "iris", "--model-asset-id", other)
-    assert taken.returncode == 1 and "deployment name 'iris' is already in use" in taken.stderr
+    assert taken.returncode == 4 and f"deployment name 'iris' belongs to metadata entry {asset}" in taken.stderr
     bad = cli("deploy", "create", "--name", "Bad_Name", "--model-asset-id", other)
-    assert bad.returncode == 1 and "lowercase letters" in bad.stderr
+    assert bad.returncode == 2 and "lowercase letters" in bad.stderr
+    for refused in (again, taken, bad):
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert [r["name"] for r in json.loads(cli("deploy", "list", "--json").stdout)] == ["iris"]
     assert entry(other)["wmla_deployment"]["deployment_url"] is None
+    assert len(json.loads(cli("runs", "list", "--json").stdout)) == runs, "refused before any notebook ran"
 
 
 def test_profile_stop_start_delete(runtime):
@@ -75,12 +79,12 @@ def test_profile_stop_start_delete(runtime):
     assert cli("deploy", "start", "--name", "iris").returncode == 0
     assert httpx.post(url, json={"instances": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
     bad = cli("deploy", "update-profile", "--name", "iris", "--set", "kernel_max")
-    assert bad.returncode == 1 and "--set" in bad.stderr
+    assert bad.returncode != 0 and "--set" in bad.stderr
     assert cli("deploy", "delete", "--name", "iris").returncode == 0
     assert entry(asset)["wmla_deployment"]["deployment_url"] is None
     assert json.loads(cli("deploy", "list", "--json").stdout) == []
     missing = cli("deploy", "delete", "--name", "iris")
-    assert missing.returncode == 1 and "no deployment named 'iris'" in missing.stderr
+    assert missing.returncode == 3 and "no deployment named 'iris'" in missing.stderr
 
 
 def test_volume_predictions_that_fail_are_an_error_not_a_silent_gap(runtime, mlops_home):

@@ -20,16 +20,20 @@ def stage_args(*extra, model=MODEL, dependency=DEPLOYMENT, yml=DRAFT):
     return ("prepare", "stage", "--path-model", model, "--path-dependency", dependency, "--path-yml", yml, *extra)
 
 
-def test_stage_stores_assets_and_fills_the_entry(cli, staged):
+def test_stage_stores_assets_and_pins_them_in_the_entry(cli, staged):
     assets = json.loads(cli("space", "list", "--json").out)
     by_name = {a["name"]: a for a in assets}
     assert set(by_name) == {"model.zip", "deployment.zip"}
-    model = by_name["model.zip"]
+    model, dependency = by_name["model.zip"], by_name["deployment.zip"]
     assert model["id"] == staged and model["version"] == 1 and len(model["sha256"]) == 64 and model["size"] > 0
+    assert model["kind"] == dependency["kind"] == "folder"
     document = json.loads(cli("config", "list", "--detail", "--json").out)
     entry = document[staged]
-    assert entry["model_asset"] == "model.zip"
+    assert entry["model_asset"] == "model.zip" and entry["model_asset_version"] == 1
     assert entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
+    assert entry["wmla_deployment"]["dependency_asset_id"] == dependency["id"]
+    assert entry["wmla_deployment"]["dependency_asset_version"] == 1
+    assert entry["wmla_deployment"]["deployed"] is None
     assert len(entry["deployment_space_id"]) == 36
     assert entry["wmla_deployment"]["deployment_name"] == "iris-logistic"
 
@@ -55,24 +59,36 @@ def test_force_overwrites_keeping_the_id_and_adding_a_version(cli, staged):
     shown = json.loads(cli("space", "show", staged, "--json").out)
     assert shown["version"] == 2 and [v["version"] for v in shown["versions"]] == [1, 2]
     assert len(json.loads(cli("space", "list", "--json").out)) == 2
+    entry = json.loads(cli("config", "list", "--detail", "--json").out)[staged]
+    assert entry["model_asset_version"] == 2 and entry["wmla_deployment"]["dependency_asset_version"] == 2
+    assert "still runs" not in again.err
 
 
 def test_without_a_terminal_and_without_force_staging_again_fails_and_stores_nothing(cli_process, staged,
                                                                                          mlops_home):
     before = state_snapshot(mlops_home)
     result = cli_process(*stage_args())
-    assert result.code == 1
+    assert result.code == 4
     assert "already exists" in result.err and "-f" in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert state_snapshot(mlops_home) == before
 
 
+def _unnamed_draft(tmp_path: Path) -> Path:
+    """The example draft without a deployment name (``deploy create --name`` gives it one)."""
+    entry = yaml.safe_load(DRAFT.read_text())
+    entry["wmla_deployment"]["deployment_name"] = None
+    path = tmp_path / "unnamed.yml"
+    path.write_text(yaml.safe_dump(entry))
+    return path
+
+
 @pytest.mark.parametrize(("answer", "versions", "assets"), [("y", 2, 2), ("n", 1, 4), ("", 1, 2)])
-def test_at_a_terminal_the_cli_asks_like_the_seed(staged, mlops_home, answer, versions, assets):
+def test_at_a_terminal_the_cli_asks_like_the_seed(staged, mlops_home, tmp_path, answer, versions, assets):
     pexpect = pytest.importorskip("pexpect")
     import sys
 
-    args = [str(a) for a in stage_args()]
+    args = [str(a) for a in stage_args(yml=_unnamed_draft(tmp_path) if answer == "n" else DRAFT)]
     child = pexpect.spawn(sys.executable, [str(ROOT / "run_pipeline.py"), *args], cwd=str(ROOT), timeout=60,
                           encoding="utf-8")
     child.expect(r"Overwrite it \[y\], add a new asset with the same name \[n\], or abort \[enter\]\?")
@@ -86,6 +102,30 @@ def test_at_a_terminal_the_cli_asks_like_the_seed(staged, mlops_home, answer, ve
     space = get_space()
     assert len(space.list_assets()) == assets
     assert space.get_asset(staged).version == versions
+    if answer == "n":
+        (new_key,) = set(space.metadata()) - {staged}
+        entry = space.metadata()[new_key]
+        dependency = space.get_asset(entry["wmla_deployment"]["dependency_asset_id"])
+        assert space.get_asset(new_key).name == "model.zip" and dependency.name == "deployment.zip"
+        assert dependency.id != space.metadata()[staged]["wmla_deployment"]["dependency_asset_id"]
+
+
+def test_answering_n_with_a_deployment_name_another_entry_holds_is_refused(staged, mlops_home):
+    pexpect = pytest.importorskip("pexpect")
+    import sys
+
+    before = state_snapshot(mlops_home)
+    child = pexpect.spawn(sys.executable, [str(ROOT / "run_pipeline.py"), *map(str, stage_args())], cwd=str(ROOT),
+                          timeout=60, encoding="utf-8")
+    for _ in range(2):
+        child.expect(r"Overwrite it")
+        child.sendline("n")
+    child.expect(pexpect.EOF)
+    output = child.before
+    child.close()
+    assert child.exitstatus == 4
+    assert f"'iris-logistic' belongs to metadata entry {staged}" in output
+    assert state_snapshot(mlops_home) == before
 
 
 def test_config_add_list_and_delete(cli, staged, tmp_path):
@@ -94,7 +134,7 @@ def test_config_add_list_and_delete(cli, staged, tmp_path):
     path = tmp_path / "keyed.yml"
     path.write_text(yaml.safe_dump({staged: entry}))
     refused = cli("config", "add", "--path-yml", path)
-    assert refused.code == 1 and "already exists" in refused.err
+    assert refused.code == 4 and "already exists" in refused.err
     assert cli("config", "add", "--path-yml", path, "-f").code == 0
     rows = json.loads(cli("config", "list", "--json").out)
     assert [(r["model_asset_id"], r["deployment_name"]) for r in rows] == [(staged, "second-name")]
@@ -116,11 +156,13 @@ def test_config_validate_prints_every_problem_and_exits_1(cli, tmp_path):
     assert cli("config", "validate", "--path-yml", DRAFT).code == 0
 
 
-def test_space_delete_refuses_assets_with_an_entry_then_deletes(cli, staged):
-    refused = cli("space", "delete", staged)
-    assert refused.code == 1 and "config delete" in refused.err
-    assert cli("space", "delete", "deployment.zip").code == 0
+def test_space_delete_refuses_assets_an_entry_pins_then_deletes(cli, staged):
+    for asset in (staged, "deployment.zip"):
+        refused = cli("space", "delete", asset)
+        assert refused.code == 4 and f"pinned by metadata entry {staged}" in refused.err
+        assert "config delete" in refused.err
     assert cli("config", "delete", "--model-asset-id", staged).code == 0
+    assert cli("space", "delete", "deployment.zip").code == 0
     assert cli("space", "delete", staged).code == 0
     assert json.loads(cli("space", "list", "--json").out) == []
 
@@ -169,7 +211,7 @@ def test_bad_stage_input_gets_one_line_exit_1_and_nothing_stored(cli_process, tm
     get_space()
     before = state_snapshot(mlops_home)
     result = cli_process(*make_args(tmp_path))
-    assert result.code == 1, result
+    assert result.code in (1, 2), result
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert expected in result.err
     assert state_snapshot(mlops_home) == before
@@ -178,13 +220,13 @@ def test_bad_stage_input_gets_one_line_exit_1_and_nothing_stored(cli_process, tm
 def test_config_add_without_key_and_unknown_delete(cli_process, staged, tmp_path, mlops_home):
     before = state_snapshot(mlops_home)
     unkeyed = cli_process("config", "add", "--path-yml", DRAFT)
-    assert unkeyed.code == 1 and "entry has no model asset id key" in unkeyed.err
+    assert unkeyed.code in (1, 2) and "entry has no model asset id key" in unkeyed.err
     unknown = cli_process("config", "delete", "--model-asset-id", "not-an-id")
-    assert unknown.code == 1 and "unknown model asset id 'not-an-id'" in unknown.err
+    assert unknown.code == 3 and "unknown model asset id 'not-an-id'" in unknown.err
     stranger = tmp_path / "keyed.yml"
     stranger.write_text(yaml.safe_dump({"not-an-asset": yaml.safe_load(DRAFT.read_text())}))
     refused = cli_process("config", "add", "--path-yml", stranger)
-    assert refused.code == 1 and "not the id of a model asset" in refused.err
+    assert refused.code == 2 and "not the id of a model asset" in refused.err
     for result in (unkeyed, unknown, refused):
         assert len(result.err.strip().splitlines()) == 1
     assert state_snapshot(mlops_home) == before

@@ -1,4 +1,4 @@
-"""Concurrent writers lose nothing; a crash mid-stage leaves no half asset visible."""
+"""Concurrent writers lose nothing; a crash mid-stage leaves no half asset visible and no partial zip."""
 
 from __future__ import annotations
 
@@ -83,3 +83,4 @@ def test_a_crash_mid_stage_leaves_no_half_asset(mlops_home, tmp_path):
         assert blob.is_file() and blob.stat().st_size == asset.size
     assert all(asset.name != "big-model.zip" for asset in space.list_assets())
     assert space.metadata() == {}
+    assert list(scratch.iterdir()) == [], "the killed stager's partial zip is removed on the next start"

@@ -1,12 +1,17 @@
-"""The local deploy target: deployments served by the local runtime daemon."""
+"""The local deploy target: deployments served by the local runtime daemon, from WMLA EDI-style folders."""
 
 from __future__ import annotations
 
+import collections
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends.local.runtime import client
-from pipeline_utils.deploy.base import DeploymentTarget
+from pipeline_utils.backends.local.runtime.settings import runtime_dir
+from pipeline_utils.config.settings import mlops_home
+from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
+from pipeline_utils.deploy.submission import edi_submission
 
 
 class LocalTarget(DeploymentTarget):
@@ -26,6 +31,31 @@ class LocalTarget(DeploymentTarget):
         """Create the deployment; ``resource_configs`` are seed 000's flat keys (kernel_min, n_cpus, ...)."""
         configs = {k: v for k, v in (resource_configs or {}).items() if v is not None}
         return client.create(name, folder, kernel_filename=kernel_filename, profile=configs, custom_args=custom_args)
+
+    def package(self, entry: dict[str, Any], assets: DeployAssets, *, kernel_filename: str = "kernel.py") -> Path:
+        """An EDI submission folder under ``$MLOPS_HOME/deployments/submissions``: dependency, model/, model.json."""
+        name = entry["wmla_deployment"]["deployment_name"]
+        folder = mlops_home() / "deployments" / "submissions"
+        folder.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=folder))
+        return edi_submission(name, assets, work, kernel_filename=kernel_filename)
+
+    def update(
+        self, name: str, folder: str | Path, *, kernel_filename: str = "kernel.py", timeout: float = 120.0
+    ) -> dict[str, Any]:
+        """Replace the deployment's folder and restart its kernels on it; the runtime rolls back if they fail."""
+        return client.update(name, folder, kernel_filename=kernel_filename, timeout=timeout)
+
+    def logs(self, name: str, tail: int | None = None) -> list[str]:
+        """The kernels' log files under ``$MLOPS_HOME/runtime/logs/<name>``, oldest file first, each line
+        prefixed with its kernel (pod) name."""
+        client.get(name)
+        files = sorted((runtime_dir() / "logs" / name).glob("*.log"), key=lambda path: path.stat().st_mtime)
+        lines: collections.deque[str] = collections.deque(maxlen=tail)
+        for path in files:
+            with path.open(errors="replace") as handle:
+                lines.extend(f"{path.stem}: {line.rstrip()}" for line in handle)
+        return list(lines)
 
     def prepare(self) -> None:
         """Start the runtime now, so its warm worker is ready by the time a deployment starts."""

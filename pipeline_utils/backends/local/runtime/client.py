@@ -46,6 +46,7 @@ __all__ = [
     "shutdown_daemon",
     "start",
     "stop",
+    "update",
     "update_profile",
     "wait_ready",
 ]
@@ -141,6 +142,12 @@ def create(
         "flavour": flavour,
     }
     return _call("POST", "/admin/deployments", body)
+
+
+def update(name: str, folder: str | Path, *, kernel_filename: str = "kernel.py", timeout: float = 120.0) -> dict:
+    """Serve a new folder under an existing deployment; its kernels restart on it, and it rolls back if they fail."""
+    body = {"folder": str(Path(folder).resolve()), "kernel_filename": kernel_filename, "timeout": timeout}
+    return _call("POST", f"/admin/deployments/{name}/update", body, timeout=None)
 
 
 def start(name: str, custom_args: dict[str, str] | None = None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     runtime_dir,
 )
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError
+from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError, Unavailable
 from pipeline_utils.fsutil import atomic_write_text
 
 NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -241,6 +241,8 @@ class Runtime:
                 pool.maintain()
                 pool.dispatch()
                 return json_response(200, pool.profile)
+            if action == "update" and method == "POST":
+                return await self.update(pool, _object(request))
         return error(404, f"no admin route for {method} {request.path}")
 
     async def create(self, body: dict[str, Any]) -> Response:
@@ -289,6 +291,39 @@ class Runtime:
         self.metrics.forget(pool.name)
         shutil.rmtree(runtime_dir(self.home) / "repo" / pool.name, ignore_errors=True)
         return json_response(200, {"deleted": pool.name})
+
+    async def update(self, pool: Pool, body: dict[str, Any]) -> Response:
+        """Serve a new folder under the same name: copy it in, restart the kernels on it, roll back if they fail."""
+        source = Path(str(body.get("folder") or "")).expanduser().resolve()
+        flavour, entry = flavours.detect(source, str(body.get("kernel_filename") or "kernel.py"))
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+        target = runtime_dir(self.home) / "repo" / pool.name / f"{pool.name}-{stamp}"
+        await asyncio.get_running_loop().run_in_executor(None, lambda: shutil.copytree(source, target))
+        before, serving = (pool.folder, pool.flavour, pool.entry), pool.state == "started"
+        await pool.stop()
+        pool.folder, pool.flavour, pool.entry = target, flavour, entry
+        problem = await self._serve_again(pool, float(body.get("timeout") or 120)) if serving else None
+        if problem:
+            await pool.stop(drain_timeout=0)
+            pool.folder, pool.flavour, pool.entry = before
+            pool.start(None)
+            shutil.rmtree(target, ignore_errors=True)
+            raise Unavailable(f"{pool.name}: the new version did not start ({problem}); the previous one serves again")
+        records.update(pool.name, folder=str(target), source=str(source), flavour=flavour, entry=entry)
+        shutil.rmtree(before[0], ignore_errors=True)
+        return json_response(200, self._row(pool))
+
+    async def _serve_again(self, pool: Pool, timeout: float) -> str | None:
+        """Start the pool and wait until it serves; the reason when it fails or takes longer than ``timeout``."""
+        pool.start(None)
+        deadline = time.monotonic() + timeout
+        while not pool.ready:
+            if pool.state != "started":
+                return pool.error or pool.state
+            if time.monotonic() > deadline:
+                return f"not ready within {timeout:.0f} s"
+            await asyncio.sleep(0.02)
+        return None
 
     def _row(self, pool: Pool) -> dict[str, Any]:
         return {**pool.info(), "url": self.url(pool.name)}
