@@ -57,7 +57,59 @@ def test_keyed_documents_prefix_paths_with_the_key():
 def test_kernel_min_may_not_exceed_kernel_max():
     entry = good_entry()
     entry["wmla_deployment"]["resource_configs"].update(kernel_min=3, kernel_max=2)
-    assert any("kernel_min (3) must not exceed kernel_max (2)" in p for p in document_problems(entry))
+    assert document_problems(entry) == ["wmla_deployment.resource_configs: kernel_min (3) is above kernel_max (2)"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("kernel_max", float("nan"), "must be a positive integer (got nan)"),
+        ("kernel_max", float("inf"), "must be a positive integer (got inf)"),
+        ("task_execution_timeout", float("inf"), "must be a positive number of seconds (got inf)"),
+        ("task_execution_timeout", 0, "must be a positive number of seconds (got 0)"),
+        ("kernel_delay_release_time", -1, "must be a non-negative number of seconds (got -1)"),
+        ("kernel_delay_release_time", "soon", "must be a non-negative number of seconds (got 'soon')"),
+    ],
+)
+def test_resource_configs_refuse_non_finite_and_out_of_range_values(key, value, expected):
+    entry = good_entry()
+    entry["wmla_deployment"]["resource_configs"][key] = value
+    assert document_problems(entry) == [f"wmla_deployment.resource_configs.{key}: {expected}"]
+
+
+def test_durations_may_be_fractional_seconds_and_integers_stay_integers():
+    entry = good_entry()
+    entry["wmla_deployment"]["resource_configs"].update(kernel_delay_release_time=0.5, task_execution_timeout="30")
+    configs = draft_entry(entry, "x")["wmla_deployment"]["resource_configs"]
+    assert configs["kernel_delay_release_time"] == 0.5 and configs["task_execution_timeout"] == 30
+    assert isinstance(configs["task_execution_timeout"], int)
+
+
+def test_target_settings_are_a_mapping_of_mappings():
+    entry = good_entry()
+    entry["target_settings"] = {"rayserve": {"num_replicas": 2}, "azureml": {"instance_type": "Standard_DS3_v2"}}
+    assert document_problems(entry) == []
+    assert draft_entry(entry, "x")["target_settings"]["rayserve"] == {"num_replicas": 2}
+    entry["target_settings"] = {"rayserve": 2}
+    assert document_problems(entry) == ["target_settings.rayserve: must be a mapping"]
+    entry["target_settings"] = ["rayserve"]
+    assert document_problems(entry) == ["target_settings: must be a mapping"]
+
+
+def test_pinned_asset_fields_are_accepted_and_checked():
+    entry = good_entry()
+    entry["model_asset_version"] = 2
+    entry["wmla_deployment"].update(dependency_asset_id="dep-1", dependency_asset_version=1, deployed={
+        "model_asset_id": "m-1", "model_asset_version": 2, "dependency_asset_id": "dep-1",
+        "dependency_asset_version": 1, "deployed_at": "2024-05-01T10:00:00.000+00:00",
+    })
+    assert document_problems(entry) == []
+    entry["model_asset_version"] = 0
+    del entry["wmla_deployment"]["deployed"]["deployed_at"]
+    assert document_problems(entry) == [
+        "model_asset_version: must be a positive integer (got 0)",
+        "wmla_deployment.deployed.deployed_at: required field is missing",
+    ]
 
 
 def test_seed_string_booleans_are_accepted_and_normalised():

@@ -1,37 +1,53 @@
-"""Deployment profiles: the kernel policy and resources of a deployment (seed 000's resource_configs)."""
+"""Deployment profiles: the kernel policy and resources of a deployment, laid out in sections for the runtime.
+
+The policy and resource settings, their defaults and their checks come from the metadata schema's
+``ResourceConfigs`` (seed 000's resource_configs); only the runtime's own settings are declared here.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from pipeline_utils.errors import PipelineError
+from pydantic import BaseModel, ConfigDict
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "policy": {
-        "kernel_min": 1,
-        "kernel_max": 1,
-        "kernel_delay_release_time": 60,
-        "task_execution_timeout": 120,
-        "task_batch_size": 0,
-    },
-    "resource": {
-        "n_cpus": 1,
-        "memory_allocation": 2048,
-        "enable_gpus": False,
-    },
-    "limits": {
-        "max_request_bytes": 64 * 1024 * 1024,
-    },
+from pipeline_utils.config.schema import Flag, NonNegativeInt, PositiveInt, ResourceConfigs, checked
+from pipeline_utils.errors import BadInput
+
+POLICY_KEYS = frozenset({"kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout"})
+
+
+class RuntimeSettings(BaseModel):
+    """The local runtime's settings beyond resource_configs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_batch_size: NonNegativeInt = 0
+    max_request_bytes: PositiveInt = 64 * 1024 * 1024
     # Off by default: logging costs the daemon CPU per request (queueing here, JSON parsing, masking
     # and SQLite writes in its writer thread, which shares the GIL with the event loop), and request
     # bodies may hold personal data; users switch it on per deployment (see README).
-    "logging": {
-        "payload": False,
-    },
+    payload: Flag = False
+
+
+SECTION_OF: dict[str, str] = {
+    **{key: "policy" if key in POLICY_KEYS else "resource" for key in ResourceConfigs.model_fields},
+    "task_batch_size": "policy",
+    "max_request_bytes": "limits",
+    "payload": "logging",
 }
-SECONDS = ("kernel_delay_release_time", "task_execution_timeout")
-SECTION_OF = {key: section for section, keys in DEFAULTS.items() for key in keys}
+
+
+def _layout(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    sections: dict[str, dict[str, Any]] = {section: {} for section in ("policy", "resource", "limits", "logging")}
+    for key, value in settings.items():
+        sections[SECTION_OF[key]][key] = value
+    return sections
+
+
+DEFAULTS: dict[str, dict[str, Any]] = _layout(
+    {**ResourceConfigs().model_dump(mode="json"), **RuntimeSettings().model_dump(mode="json")}
+)
 
 
 def default_profile() -> dict[str, dict[str, Any]]:
@@ -50,26 +66,26 @@ def with_defaults(profile: dict[str, Any]) -> dict[str, Any]:
 
 def apply_changes(profile: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Apply ``changes`` (``section.key``, bare keys like resource_configs, or nested sections) and validate."""
-    updated = copy.deepcopy(profile)
-    for key, value in _flatten(changes):
-        section, _, field = key.rpartition(".")
-        section = section or SECTION_OF.get(field, "")
-        if field not in DEFAULTS.get(section, {}):
-            raise PipelineError(f"unknown profile setting {key!r}; known: {', '.join(sorted(SECTION_OF))}")
-        updated.setdefault(section, {})[field] = _coerce(field, value, DEFAULTS[section][field])
-    validate(updated)
-    return updated
+    settings = {key: profile.get(section, {}).get(key, DEFAULTS[section][key]) for key, section in SECTION_OF.items()}
+    for name, value in _flatten(changes):
+        section, _, key = name.rpartition(".")
+        if SECTION_OF.get(key) is None or section not in ("", SECTION_OF[key]):
+            known = ", ".join(sorted(f"{SECTION_OF[k]}.{k}" for k in SECTION_OF))
+            raise BadInput(f"unknown profile setting {name!r}; known: {known}")
+        settings[key] = value
+    return validate(_layout(settings))
 
 
-def validate(profile: dict[str, Any]) -> None:
-    """Reject inconsistent settings with a one-line message."""
-    policy, resource = profile["policy"], profile["resource"]
-    if policy["kernel_max"] < 1:
-        raise PipelineError("kernel_max must be at least 1")
-    if policy["kernel_min"] > policy["kernel_max"]:
-        raise PipelineError(f"kernel_min ({policy['kernel_min']}) is above kernel_max ({policy['kernel_max']})")
-    if resource["n_cpus"] < 1:
-        raise PipelineError("n_cpus must be at least 1")
+def validate(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The profile checked and normalised by the schema; the first bad setting is a one-line BadInput naming it."""
+    flat = {key: section_values[key] for section_values in profile.values() for key in section_values}
+
+    def locate(key: str) -> str:
+        return f"{SECTION_OF[key]}.{key}"
+
+    configs = checked(ResourceConfigs, {key: flat[key] for key in ResourceConfigs.model_fields}, locate)
+    own = checked(RuntimeSettings, {key: flat[key] for key in RuntimeSettings.model_fields}, locate)
+    return _layout({**configs, **own})
 
 
 def _flatten(changes: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -80,21 +96,3 @@ def _flatten(changes: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
         else:
             items.append((f"{prefix}{key}", value))
     return items
-
-
-def _coerce(field: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            value = value.strip().lower() in ("1", "true", "yes", "on")
-        return bool(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PipelineError(f"{field} must be a number, not {value!r}") from None
-    if number < 0:
-        raise PipelineError(f"{field} must not be negative")
-    if number == int(number):
-        return int(number)
-    if field not in SECONDS:
-        raise PipelineError(f"{field} must be an integer, not {value!r}")
-    return number
