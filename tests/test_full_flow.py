@@ -37,6 +37,9 @@ def test_the_whole_flow_on_the_image_example(runtime, mlops_home):
         "generic_metrics": "finished", "segmentation_metrics": "finished"}
     logs = list((mlops_home / "volumes" / "IHCVolume" / "edi_deployments" / "ihc-segmentation" / "edi_logs").iterdir())
     assert logs and logs[0].name.endswith("_inference.log")
+    history = json.loads(cli("monitor", "history", "--name", "ihc-segmentation", "--json").stdout)["runs"]
     again = cli("pipeline", "run", "--path-yml", ROOT / "examples" / "ihc" / "deployment_metadata.draft.yml",
                 "--eval-images", "0")
     assert again.returncode == 0, again.stderr[-2000:]
+    kept = json.loads(cli("monitor", "history", "--name", "ihc-segmentation", "--json").stdout)["runs"]
+    assert all(run in kept for run in history) and len(kept) > len(history)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -26,6 +27,7 @@ COMMANDS = {
 
 
 PLUGIN_COMMANDS_GROUP = "mlops.commands"
+EXIT_INTERRUPTED = 130
 
 
 def _plugin_commands() -> dict[str, str]:
@@ -35,8 +37,23 @@ def _plugin_commands() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=PLUGIN_COMMANDS_GROUP) if ep.name not in COMMANDS}
 
 
+class CommandInterrupted(Exception):
+    """Ctrl-C inside a command, carried past click (which would turn it into ``Abort`` after a blank line)."""
+
+    def __init__(self, cause: KeyboardInterrupt) -> None:
+        super().__init__("interrupted")
+        self.cause = cause
+
+
 class LazyGroup(click.Group):
     """Imports a command's module only when that command runs (click's lazy-loading pattern): fast start-up."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; Ctrl-C leaves as ``CommandInterrupted`` so that ``main`` reports it in one line."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise CommandInterrupted(exc) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *_plugin_commands()})
@@ -59,13 +76,21 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None, prog_name: str = "run_pipeline.py") -> int:
-    """Run the CLI; a user error prints one line and exits with its type's code (see ``pipeline_utils.errors``)."""
+    """Run the CLI; a user error prints one line and exits with its type's code (see ``pipeline_utils.errors``).
+
+    Ctrl-C prints one line and exits 130 (``EXIT_INTERRUPTED``); commands may exit with codes of their own
+    (``monitor run``: 10 and 11).
+    """
     try:
         code = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except PipelineError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except CommandInterrupted as exc:
+        return _interrupted(exc.cause, prog_name)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc.__cause__, prog_name)
         err_console.print("[bold red]error:[/bold red] aborted")
         return 1
     except click.ClickException as exc:
@@ -73,9 +98,8 @@ def main(argv: list[str] | None = None, prog_name: str = "run_pipeline.py") -> i
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
-        err_console.print("[bold red]error:[/bold red] interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, prog_name)
     except Exception as exc:
         if os.environ.get("MLOPS_DEBUG"):
             raise
@@ -87,6 +111,18 @@ def main(argv: list[str] | None = None, prog_name: str = "run_pipeline.py") -> i
         )
         return 1
     return code if isinstance(code, int) else 0
+
+
+def _interrupted(cause: KeyboardInterrupt, prog_name: str) -> int:
+    """Ctrl-C: one line (what keeps running, and how to stop it), exit 130; a second Ctrl-C is ignored meanwhile."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        from pipeline_utils.cli.common import interrupted_line
+
+        err_console.print(interrupted_line(cause, prog_name), highlight=False, markup=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return EXIT_INTERRUPTED
 
 
 def console_main() -> None:

@@ -10,6 +10,9 @@ from pipeline_utils.cli.common import finish_notebook_command, report_mode_optio
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note, to_json
 from pipeline_utils.notebooks import run_notebook
 
+EXIT_VIOLATIONS = 10
+EXIT_FAILED_EVALUATION = 11
+
 name_option = click.option("--name", required=True, help="Deployment name.")
 monitor_option = click.option("--monitor", "monitor_id", help="One monitor id (default: all of the deployment).")
 
@@ -45,17 +48,30 @@ def create_command(name: str, service_provider_name: str, save_notebook: bool, r
 @monitor_option
 @json_option
 def run_command(name: str, monitor_id: str | None, as_json: bool) -> None:
-    """Evaluate the monitors now and store the measurements."""
+    """Evaluate the monitors now and store the measurements.
+
+    Exits 0 when every threshold holds, 10 when a threshold is violated, 11 when an evaluation failed
+    (11 wins when both), so that a scheduler can alert.
+    """
     from pipeline_utils.monitor import run_monitors
+    from pipeline_utils.monitor.model import FAILED
 
     runs = run_monitors(name, monitor_id)
     if as_json:
         click.echo(to_json([r.to_dict() for r in runs]))
-        return
-    rows = [{"monitor": r.monitor_id, "run_id": r.run_id, "state": r.state, "issues": r.issues,
-             "reason": r.reason, "problems": "; ".join(r.problems) or None} for r in runs]
-    emit_table(rows, ["monitor", "run_id", "state", "issues", "reason", "problems"], as_json=False,
-               title=f"evaluation of {name}")
+    else:
+        rows = [{"monitor": r.monitor_id, "run_id": r.run_id, "state": r.state, "issues": r.issues,
+                 "reason": r.reason, "problems": "; ".join(r.problems) or None} for r in runs]
+        emit_table(rows, ["monitor", "run_id", "state", "issues", "reason", "problems"], as_json=False,
+                   title=f"evaluation of {name}")
+    failed = [r.monitor_id for r in runs if r.state == FAILED]
+    violations = sum(r.issues for r in runs if r.state != FAILED)
+    if failed:
+        note(f"{name}: evaluation failed for {', '.join(failed)} (exit {EXIT_FAILED_EVALUATION})")
+        raise click.exceptions.Exit(EXIT_FAILED_EVALUATION)
+    if violations:
+        note(f"{name}: {violations} threshold violation(s) (exit {EXIT_VIOLATIONS})")
+        raise click.exceptions.Exit(EXIT_VIOLATIONS)
 
 
 @monitor.command("status")

@@ -8,12 +8,18 @@ from pathlib import Path
 import click
 
 from pipeline_utils.cli.output import emit_record, note
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.notebooks import get_run, read_scraps, run_notebook
-from pipeline_utils.notebooks.pipeline import project_path
+from pipeline_utils.notebooks.pipeline import check_inputs, project_path
 
 MASTER = "A_MLOps_Pipeline"
+EXAMPLE_DEPENDENCY = Path("examples/ihc/deployment")
 path_type = click.Path(path_type=Path)
+
+
+def option_name(parameter: str) -> str:
+    """The CLI option of a master-notebook input, e.g. ``path_yml`` -> ``--path-yml``."""
+    return "--" + parameter.replace("_", "-")
 
 
 @click.group()
@@ -22,20 +28,34 @@ def pipeline() -> None:
 
 
 @pipeline.command("run")
-@click.option("--path-yml", type=path_type, help="Draft deployment-metadata YAML (default: drafted by the notebook).")
+@click.option("--path-yml", type=path_type,
+              help="Draft deployment-metadata YAML; required with --path-model (default when training the example: "
+                   "drafted by the notebook from the example's settings).")
 @click.option("--path-model", type=path_type, help="Model to deploy; without it, A1 trains one first.")
-@click.option("--path-dependency", type=path_type, default=Path("examples/ihc/deployment"), show_default=True,
-              help="Deployment folder (kernel.py, README.md, ...).")
+@click.option("--path-dependency", type=path_type,
+              help="Deployment folder (kernel.py, README.md, ...); required with --path-model "
+                   f"(default when training the example: {EXAMPLE_DEPENDENCY}).")
 @click.option("--scripts-dir", default="examples/ihc", show_default=True, help="Training scripts (A1).")
 @click.option("--main-file", default="training/train.py", show_default=True, help="Training main file (A1).")
-@click.option("--eval-images", type=int, default=8, show_default=True,
+@click.option("--eval-images", type=click.IntRange(min=0), default=8, show_default=True,
               help="Example images with ground truth written to the volume and predicted (0: none).")
 @click.option("--report-mode", is_flag=True, help="Hide code cells in the executed notebooks.")
-@click.option("--cell-timeout", type=float, default=600, show_default=True, help="Seconds a cell may run.")
+@click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True,
+              help="Seconds a cell may run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, eval_images, report_mode,
                 cell_timeout, as_json) -> None:
-    """Train, stage, deploy, test, configure monitors and report their status; exit 0 only on success."""
+    """Train, stage, deploy, test, configure monitors and report their status; exit 0 only on success.
+
+    Every input is checked first: a bad one is a one-line error naming its option, before anything runs.
+    """
+    if path_model is not None and path_dependency is None:
+        raise BadInput("required with --path-model (the deployment folder of that model)", field="--path-dependency")
+    if path_model is not None and path_yml is None:
+        raise BadInput("required with --path-model (the draft metadata of that model)", field="--path-yml")
+    path_dependency = path_dependency or EXAMPLE_DEPENDENCY
+    check_inputs(train=path_model is None, scripts_dir=scripts_dir, main_file=main_file, path_model=path_model,
+                 path_dependency=path_dependency, path_yml=path_yml, label=option_name)
     parameters = {
         "TRAIN": path_model is None,
         "SCRIPTS_DIR": scripts_dir,

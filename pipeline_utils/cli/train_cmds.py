@@ -33,7 +33,11 @@ def train() -> None:
 @json_option
 def submit_command(scripts_dir, main_file, framework, workers, devices_per_worker, memory_mb, msd_env, data_volume,
                    data_path, args, name, timeout, save_notebook, report_mode, as_json) -> None:
-    """Run A1: prepare the submission, submit it, follow its log, wait for the end."""
+    """Run A1: prepare the submission, submit it, follow its log, wait for the end.
+
+    Ctrl-C ends the command, not the job: the job keeps running detached, and the line printed says how to
+    stop it (``train stop JOB_ID``).
+    """
     env = parse_pairs(msd_env, "--msd-env")
     parameters = {
         "SCRIPTS_DIR": scripts_dir,
@@ -71,7 +75,7 @@ def list_command(as_json: bool) -> None:
             "exit_code": job.exit_code,
             "workers": len(job.workers),
             "submitted_at": job.submitted_at,
-            "outputs_dir": job.outputs_dir,
+            "outputs_uri": job.outputs_uri,
             "message": job.message,
         }
         for job in training_runner().list()

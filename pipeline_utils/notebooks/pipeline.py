@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline_utils.config.metadata import draft_entry, draft_metadata, dump_yaml, load_yaml_file
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.fsutil import atomic_write_text
 from pipeline_utils.notebooks.record import glue
 from pipeline_utils.notebooks.runner import PROJECT_ROOT, NotebookResult, notebook_path, run_notebook
 from pipeline_utils.space import StageResult, get_space, stage
+from pipeline_utils.space.staging import check_source
 
 
 def project_path(path: str | Path) -> Path:
@@ -20,6 +22,79 @@ def project_path(path: str | Path) -> Path:
     if path.is_absolute() or path.exists():
         return path.resolve()
     return (PROJECT_ROOT / path).resolve()
+
+
+def _bad(label: str, exc: PipelineError) -> BadInput:
+    """The error re-labelled with the input it is about (a CLI option or a notebook parameter)."""
+    message = str(exc)
+    for prefix in (f"{label}: ", "--path-yml: "):
+        message = message.removeprefix(prefix)
+    return BadInput(message, field=label)
+
+
+def _existing(path: str | Path, label: str) -> Path:
+    """The resolved path; one that exists neither here nor under the project root is named as the user gave it."""
+    resolved = project_path(path)
+    if not resolved.exists():
+        raise BadInput(f"{path}: no such file or folder", field=label)
+    return resolved
+
+
+def _check_draft(path_yml: str | Path, label: str) -> None:
+    path = _existing(path_yml, label)
+    try:
+        entry = draft_entry(load_yaml_file(path), path)
+    except PipelineError as exc:
+        raise _bad(label, exc) from None
+    if not (entry.get("wmla_deployment") or {}).get("deployment_name"):
+        raise BadInput(f"{path}: wmla_deployment.deployment_name: the pipeline needs a deployment name", field=label)
+
+
+def _check_scripts(scripts_dir: str | Path, main_file: str, label: Callable[[str], str]) -> None:
+    folder = _existing(scripts_dir, label("scripts_dir"))
+    if not folder.is_dir():
+        raise BadInput(f"{folder}: is not a folder", field=label("scripts_dir"))
+    main = (folder / main_file).resolve()
+    if folder not in main.parents or not main.is_file():
+        raise BadInput(f"{main_file!r} is not a file in {folder}", field=label("main_file"))
+
+
+def _check_source(path: str | Path | None, label: str, what: str, *, folder: bool = False) -> None:
+    if not path:
+        raise BadInput(f"required ({what})", field=label)
+    resolved = _existing(path, label)
+    if folder and not resolved.is_dir():
+        raise BadInput(f"{path}: is not a folder ({what})", field=label)
+    try:
+        check_source(resolved, label)
+    except PipelineError as exc:
+        raise _bad(label, exc) from None
+
+
+def check_inputs(
+    *,
+    train: bool,
+    scripts_dir: str | Path,
+    main_file: str,
+    path_model: str | Path | None,
+    path_dependency: str | Path | None,
+    path_yml: str | Path | None,
+    label: Callable[[str], str] = str.upper,
+) -> None:
+    """Check every input of a pipeline run before anything trains or is stored: the draft YAML (validated),
+    the training scripts and main file (when training), the model (when not) and the deployment folder.
+
+    A bad one is a BadInput naming it by ``label(name)`` (the notebook's parameter by default; the CLI passes
+    its option names).
+    """
+    if path_yml:
+        _check_draft(path_yml, label("path_yml"))
+    if train:
+        _check_scripts(scripts_dir, main_file, label)
+    else:
+        _check_source(path_model, label("path_model"), "the model to deploy, when not training")
+    _check_source(path_dependency, label("path_dependency"), "the deployment folder: kernel file, README.md, ...",
+                  folder=True)
 
 
 def draft_from_config(
@@ -123,10 +198,13 @@ def run_summary():
 
 
 def retire_deployment(deployment_name: str) -> None:
-    """Before redeploying under the same name: delete the old deployment and its monitors, forget its URL."""
+    """Before redeploying under the same name: delete the old deployment and forget its URL.
+
+    Its monitors stay, with their history: A3 then updates them in place (``REPLACE_MONITORS``).
+    """
     from pipeline_utils.deploy.steps import delete_deployment
 
-    for line in delete_deployment(deployment_name, remove_monitors=True, missing_ok=True):
+    for line in delete_deployment(deployment_name, missing_ok=True):
         print(f"{line} (left by an earlier run)")
 
 
@@ -143,35 +221,35 @@ def write_example_evaluation_data(
 ) -> list[str]:
     """Write the image example's synthetic tiles to ``input_dir`` and their ground truth to ``dir_gt`` on the volume.
 
-    Stands in for the images and annotations a lab would put on the storage volume.
+    Stands in for the images and annotations a lab would put on the storage volume (created when missing);
+    written through the storage-volumes interface, so it works wherever the volume lives.
     """
     import importlib.util
-    import shutil
+    import tempfile
 
-    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+    from pipeline_utils.volumes import clean_path, get_volumes
 
     spec = importlib.util.spec_from_file_location("ihc_synthetic", PROJECT_ROOT / "examples" / "ihc" / "synthetic.py")
     synthetic = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(synthetic)
-    volume = volume_path(volume_name, create=True)
-    scratch = mlops_home() / "drafts" / f"eval-{volume_name}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    names = synthetic.write_dataset(scratch, n=count, size=size, seed=seed)
-    for source, target in (("images", input_dir), ("masks", dir_gt)):
-        folder = resolve_on_volume(volume, target)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            shutil.copyfile(scratch / source / name, folder / name)
-    shutil.rmtree(scratch)
+    targets = {"images": clean_path(input_dir, "input_dir"), "masks": clean_path(dir_gt, "dir_gt")}
+    volumes = get_volumes()
+    volumes.create_volume(volume_name)
+    volume = volumes.volume(volume_name)
+    with tempfile.TemporaryDirectory(prefix="eval-data-") as scratch:
+        names = synthetic.write_dataset(scratch, n=count, size=size, seed=seed)
+        for source, target in targets.items():
+            for name in names:
+                volume.write_bytes(f"{target}/{name}", (Path(scratch) / source / name).read_bytes())
     print(f"wrote {len(names)} images to {input_dir} and their ground truth to {dir_gt} on volume {volume_name}")
     return names
 
 
-def volume_file(volume_name: str, relative: str) -> Path:
-    """A file on a storage volume."""
-    from pipeline_utils.backends.local.volumes import resolve_on_volume, volume_path
+def volume_file(volume_name: str, relative: str) -> bytes:
+    """The content of a file on a storage volume (read through the volumes interface, wherever it lives)."""
+    from pipeline_utils.volumes import volume
 
-    return resolve_on_volume(volume_path(volume_name), relative)
+    return volume(volume_name).read_bytes(relative)
 
 
 def monitor_status_table(deployment_name: str):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -34,6 +35,16 @@ NOTEBOOKS_DIR = (
 DEFAULT_CELL_TIMEOUT = 600
 DEFAULT_START_TIMEOUT = 60
 _ENV_LOCK = threading.Lock()
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a notebook; its run is recorded as interrupted (``run_id``) before this is raised."""
+
+    def __init__(self, run_id: str, notebook: str, output_path: Path) -> None:
+        super().__init__(f"{notebook} interrupted")
+        self.run_id = run_id
+        self.notebook = notebook
+        self.output_path = output_path
 
 
 @dataclass(frozen=True)
@@ -151,8 +162,12 @@ def _import_papermill():
     return papermill
 
 
-def _ipc_kernel_manager(folder: Path):
-    """A kernel manager talking to the kernel over Unix sockets in ``folder`` (mode 0700), not loopback TCP."""
+def _ipc_kernel_manager(folder: Path, log_path: Path):
+    """A kernel manager talking to the kernel over Unix sockets in ``folder`` (mode 0700), not loopback TCP.
+
+    The kernel's own stdout and stderr (its log, e.g. the tracebacks of a kernel shut down mid-cell) go to
+    ``log_path``, never to the terminal; cell output reaches the executed notebook as usual.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import Unicode
 
@@ -162,7 +177,36 @@ def _ipc_kernel_manager(folder: Path):
         def _ip_default(self) -> str:
             return str(folder / "kernel")
 
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+            with open(log_path, "ab") as log:
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": log, "stderr": log})
+
     return IPCKernelManager
+
+
+@contextlib.contextmanager
+def _interrupt_once() -> Iterator[None]:
+    """The first Ctrl-C interrupts; later ones are ignored until the block (which records the end) is over.
+
+    Only in the main thread and when Ctrl-C raises KeyboardInterrupt there (not where SIGINT is ignored).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+
+    def first_interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stream_cell_output_to_stderr() -> None:
@@ -178,6 +222,13 @@ def _stream_cell_output_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def _keep_kernel_log(path: Path, secret_values: list[str]) -> None:
+    """Keep the kernel's log beside the executed copy only when it says something (secrets masked)."""
+    if path.is_file() and path.stat().st_size == 0:
+        path.unlink()
+    _scrub_file(path, secret_values)
 
 
 def _scrub_file(path: Path, secret_values: list[str]) -> None:
@@ -226,7 +277,8 @@ def run_notebook(
     """Execute ``notebook`` with papermill into ``runs/<run-id>/``; never raises for a failing notebook.
 
     Without ``run_id`` it joins the run of the notebook that called it (``MLOPS_RUN_ID``),
-    or starts a new run of its own.
+    or starts a new run of its own. Ctrl-C ends the notebook, records it (and a run of its own) as
+    interrupted, and raises :class:`RunInterrupted`.
     """
     papermill = _import_papermill()
     source = Path(notebook) if Path(notebook).suffix == ".ipynb" else notebook_path(str(notebook))
@@ -237,45 +289,51 @@ def run_notebook(
     inherited = [n for n in os.environ.get(SECRET_NAMES_ENV, "").split(",") if n and n in os.environ]
     secret_values = _secret_values({**{n: os.environ[n] for n in inherited}, **secrets})
     _check_parameters(parameters, secret_values)
-
-    own_run = False
-    run_id = run_id or os.environ.get(RUN_ID_ENV)
-    if not run_id:
-        run_id, own_run = runs.start_run(kind or source.stem, parameters), True
-    seq, output = runs.start_notebook(run_id, source.name, parameters)
-    environment = {
-        **secrets,
-        RUN_ID_ENV: run_id,
-        SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
-    }
-    status, error = runs.FAILED, f"{source.name} interrupted"
     if stream_output:
         _stream_cell_output_to_stderr()
-    sockets = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
-    try:
-        with _kernel_environment(environment):
-            papermill.execute_notebook(
-                str(source),
-                str(output),
-                parameters=parameters,
-                kernel_name="python3",
-                report_mode=report_mode,
-                execution_timeout=cell_timeout,
-                start_timeout=start_timeout,
-                progress_bar=sys.stderr.isatty() if progress is None else progress,
-                cwd=str(cwd) if cwd else None,
-                log_output=stream_output,
-                kernel_manager_class=_ipc_kernel_manager(sockets),
-            )
-        status, error = runs.SUCCEEDED, None
-    except Exception as exc:
-        status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
-    finally:
-        shutil.rmtree(sockets, ignore_errors=True)
-        if not output.exists():
-            shutil.copyfile(source, output)
-        _scrub_file(output, secret_values)
-        runs.finish_notebook(run_id, seq, status, error)
-        if own_run:
-            runs.finish_run(run_id, status, error)
+    with _interrupt_once():
+        own_run = False
+        run_id = run_id or os.environ.get(RUN_ID_ENV)
+        if not run_id:
+            run_id, own_run = runs.start_run(kind or source.stem, parameters), True
+        seq, output = runs.start_notebook(run_id, source.name, parameters)
+        environment = {
+            **secrets,
+            RUN_ID_ENV: run_id,
+            SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
+        }
+        status, error = runs.INTERRUPTED, f"{source.name} interrupted"
+        sockets = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
+        kernel_log = output.with_suffix(".kernel.log")
+        try:
+            with _kernel_environment(environment):
+                papermill.execute_notebook(
+                    str(source),
+                    str(output),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    report_mode=report_mode,
+                    execution_timeout=cell_timeout,
+                    start_timeout=start_timeout,
+                    progress_bar=sys.stderr.isatty() if progress is None else progress,
+                    cwd=str(cwd) if cwd else None,
+                    log_output=stream_output,
+                    kernel_manager_class=_ipc_kernel_manager(sockets, kernel_log),
+                )
+            status, error = runs.SUCCEEDED, None
+        except KeyboardInterrupt:
+            status, error = runs.INTERRUPTED, f"{source.name} interrupted"
+        except Exception as exc:
+            status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
+            if not output.exists():
+                shutil.copyfile(source, output)
+            _scrub_file(output, secret_values)
+            _keep_kernel_log(kernel_log, secret_values)
+            runs.finish_notebook(run_id, seq, status, error)
+            if own_run:
+                runs.finish_run(run_id, status, error)
+    if status == runs.INTERRUPTED:
+        raise RunInterrupted(run_id, source.name, output)
     return NotebookResult(run_id, source.name, output, status, error)

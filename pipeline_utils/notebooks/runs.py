@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, NotFound
 from pipeline_utils.store import connect, register_schema, transaction
+from pipeline_utils.timeutil import now_iso
 
 register_schema(
     "runs",
@@ -27,16 +28,16 @@ register_schema(
     """,
 )
 
-RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
 
 
 def new_run_id() -> str:
-    """A run id that sorts by start time: ``YYYYmmddTHHMMSSffffffZ-xxxx``."""
-    return f"{_now().strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(2)}"
+    """A run id that sorts by start time (UTC): ``YYYYmmddTHHMMSSffffffZ-xxxx``."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(2)}"
+
+
+def _seconds_since(started_at: str, ended_at: str) -> float:
+    return (datetime.fromisoformat(ended_at) - datetime.fromisoformat(started_at)).total_seconds()
 
 
 def runs_dir() -> Path:
@@ -99,22 +100,28 @@ def start_run(kind: str, parameters: dict) -> str:
     with transaction(conn):
         conn.execute(
             "INSERT INTO runs (id, kind, status, pid, started_at, parameters) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, kind, RUNNING, os.getpid(), _now().isoformat(), json.dumps(parameters, default=str)),
+            (run_id, kind, RUNNING, os.getpid(), now_iso(), json.dumps(parameters, default=str)),
         )
     return run_id
 
 
 def finish_run(run_id: str, status: str, error: str | None = None) -> None:
-    """Record how a run ended."""
+    """Record how a run ended; notebooks of it still marked running (a kernel that was shut down) end with it."""
     conn = connect()
     with transaction(conn):
         row = conn.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
-        ended = _now()
-        duration = (ended - datetime.fromisoformat(row["started_at"])).total_seconds()
+        ended = now_iso()
         conn.execute(
             "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, error = ? WHERE id = ?",
-            (status, ended.isoformat(), duration, error, run_id),
+            (status, ended, _seconds_since(row["started_at"], ended), error, run_id),
         )
+        for left in conn.execute(
+            "SELECT seq, started_at FROM run_notebooks WHERE run_id = ? AND status = ?", (run_id, RUNNING)
+        ).fetchall():
+            conn.execute(
+                "UPDATE run_notebooks SET status = ?, ended_at = ?, duration_s = ? WHERE run_id = ? AND seq = ?",
+                (status, ended, _seconds_since(left["started_at"], ended), run_id, left["seq"]),
+            )
 
 
 def start_notebook(run_id: str, notebook: str, parameters: dict) -> tuple[int, Path]:
@@ -122,7 +129,7 @@ def start_notebook(run_id: str, notebook: str, parameters: dict) -> tuple[int, P
     conn = connect()
     with transaction(conn):
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-            raise PipelineError(f"MLOPS_RUN_ID: unknown run {run_id!r}")
+            raise NotFound(f"unknown run {run_id!r}", field="MLOPS_RUN_ID")
         seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM run_notebooks WHERE run_id = ?", (run_id,))
         seq = seq.fetchone()[0]
         taken = {r["path"] for r in conn.execute("SELECT path FROM run_notebooks WHERE run_id = ?", (run_id,))}
@@ -133,7 +140,7 @@ def start_notebook(run_id: str, notebook: str, parameters: dict) -> tuple[int, P
         conn.execute(
             "INSERT INTO run_notebooks (run_id, seq, notebook, path, status, started_at, parameters)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, seq, notebook, name, RUNNING, _now().isoformat(), json.dumps(parameters, default=str)),
+            (run_id, seq, notebook, name, RUNNING, now_iso(), json.dumps(parameters, default=str)),
         )
     return seq, runs_dir() / run_id / name
 
@@ -145,12 +152,11 @@ def finish_notebook(run_id: str, seq: int, status: str, error: str | None = None
         row = conn.execute(
             "SELECT started_at FROM run_notebooks WHERE run_id = ? AND seq = ?", (run_id, seq)
         ).fetchone()
-        ended = _now()
-        duration = (ended - datetime.fromisoformat(row["started_at"])).total_seconds()
+        ended = now_iso()
         conn.execute(
             "UPDATE run_notebooks SET status = ?, ended_at = ?, duration_s = ?, error = ?"
             " WHERE run_id = ? AND seq = ?",
-            (status, ended.isoformat(), duration, error, run_id, seq),
+            (status, ended, _seconds_since(row["started_at"], ended), error, run_id, seq),
         )
 
 
@@ -202,7 +208,7 @@ def get_run(run_id: str) -> RunRecord:
     conn = connect()
     rows = conn.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY id", (f"{run_id}%",)).fetchall()
     if not rows:
-        raise PipelineError(f"RUN_ID: no run {run_id!r}")
+        raise NotFound(f"no run {run_id!r}", field="RUN_ID")
     if len(rows) > 1:
-        raise PipelineError(f"RUN_ID: {run_id!r} matches {len(rows)} runs; give more of the id")
+        raise BadInput(f"{run_id!r} matches {len(rows)} runs; give more of the id", field="RUN_ID")
     return _record(rows[0], _notebooks(conn, rows[0]["id"]))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.notebooks.display import Table
-from pipeline_utils.training import JobInfo, JobSpec, Submission, build_job_spec, training_runner
+from pipeline_utils.training import JobInfo, JobSpec, JobStatus, Submission, build_job_spec, training_runner
 
 
 def job_spec(
@@ -65,20 +69,46 @@ def submit(submission: Submission) -> JobInfo:
     return info
 
 
+@contextlib.contextmanager
+def _says_the_job_keeps_running(job_id: str) -> Iterator[None]:
+    """An interrupt (Ctrl-C, the notebook's stop button) ends the waiting, not the job: say so, and how to stop it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted: training job {job_id} keeps running (detached); stop it with 'train stop {job_id}'")
+        raise
+
+
 def follow_log(job_id: str) -> None:
     """Print the job's log live until the job ends."""
-    for line in training_runner().logs(job_id, follow=True):
-        print(line)
+    with _says_the_job_keeps_running(job_id):
+        for line in training_runner().logs(job_id, follow=True):
+            print(line)
 
 
 def wait_for(job_id: str, timeout: float | None = None) -> JobInfo:
     """Wait for the end of the job; a failed job raises with its status and last log line."""
-    info = training_runner().wait(job_id, timeout=timeout)
+    with _says_the_job_keeps_running(job_id):
+        info = training_runner().wait(job_id, timeout=timeout)
     print(info.summary())
-    if info.status.value != "finished":
+    if info.status is not JobStatus.FINISHED:
         print("--- log tail ---")
         print(info.log_tail)
     return info.check()
+
+
+def model_folder(info: JobInfo, dest: str | Path | None = None) -> Path:
+    """The trained model's folder: the outputs in place when they are local, else downloaded (to ``dest``)."""
+    location = urlparse(info.outputs_uri)
+    if location.scheme == "file" and location.netloc in ("", "localhost"):
+        return Path(url2pathname(location.path))
+    if dest is None:
+        from pipeline_utils.config.settings import mlops_home
+
+        dest = mlops_home() / "training" / "downloads" / info.job_id
+    folder = training_runner().download_outputs(info.job_id, dest)
+    print(f"downloaded the outputs of {info.job_id} from {info.outputs_uri} to {folder}")
+    return folder
 
 
 def job_table(info: JobInfo) -> Table:
@@ -90,6 +120,6 @@ def job_table(info: JobInfo) -> Table:
         "submitted_at": info.submitted_at,
         "ended_at": info.ended_at,
         "workers": len(info.workers),
-        "outputs_dir": info.outputs_dir,
+        "outputs_uri": info.outputs_uri,
     }
     return Table.of_record(record, f"job {info.job_id}")

@@ -41,12 +41,21 @@ def test_pipeline_run_stages_deploys_and_keeps_the_executed_notebooks(cli_proces
     assert "A1_Submit_Training" not in outputs and "no monitors in the metadata" in outputs
 
 
-def test_pipeline_run_with_a_bad_draft_fails_with_one_line(cli_process, tmp_path, mlops_home):
+def test_pipeline_run_with_a_bad_draft_fails_with_one_line_before_any_notebook(cli_process, tmp_path, mlops_home):
     bad = tmp_path / "bad.yml"
     bad.write_text(DRAFT.read_text().replace("deployment_name: iris-logistic", "deployment_name: Iris Logistic"))
     result = cli_process("pipeline", "run", *IRIS[:1], bad, *IRIS[2:])
-    assert result.code == 1
-    last = result.err.strip().splitlines()[-1]
-    assert last.startswith("error: A_MLOps_Pipeline.ipynb failed in cell") and "deployment_name" in last
-    assert "A_MLOps_Pipeline.ipynb: failed" in result.out
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [result.err.strip()]
+    assert result.err.startswith(f"error: --path-yml: {bad}: wmla_deployment.deployment_name: ")
+    assert result.out == ""
     assert json.loads(cli_process("space", "list", "--json").out) == []
+    assert json.loads(cli_process("runs", "list", "--json").out) == []
+
+
+def test_the_redeploy_step_keeps_the_monitors_and_a3_updates_them_in_place():
+    notebook = nbformat.read(ROOT / "notebooks" / "A_MLOps_Pipeline.ipynb", as_version=4)
+    source = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert '"REPLACE_MONITORS": True' in source
+    a3 = nbformat.read(ROOT / "notebooks" / "A3_Monitor_Configuration.ipynb", as_version=4)
+    assert "REPLACE_MONITORS" in next(c.source for c in a3.cells if "parameters" in c.metadata.get("tags", []))

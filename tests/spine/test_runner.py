@@ -122,7 +122,8 @@ def test_runs_cli_lists_and_shows_recorded_values(tmp_path, cli):
     shown = json.loads(cli("runs", "show", run_id[:20], "--json").out)
     assert shown["parameters"] == {"x": 3}
     assert shown["notebooks"][0]["scraps"] == {"answer": 42}
-    assert cli("runs", "show", "nope").code == 1
+    missing = cli("runs", "show", "nope")
+    assert missing.code == 3 and missing.err.strip() == "error: RUN_ID: no run 'nope'"
     assert sys.executable
 
 
@@ -151,3 +152,28 @@ def test_values_glued_with_scrapbook_itself_are_read(tmp_path):
     assert read_scraps(run_notebook(plain).output_path) == {"n": 3, "s": "text"}
     scraps = read_scraps(run_notebook(source).output_path)
     assert scraps["n"] == 3 and scraps["s"] == "text" and list(scraps["frame"]["a"]) == [1, 2]
+
+
+def test_the_kernels_own_log_stays_off_the_terminal_and_beside_the_executed_copy(tmp_path, capfd):
+    source = make_notebook(
+        tmp_path / "noisy.ipynb",
+        "get_ipython().kernel.log.error('kernel noise 4711')\nprint('cell output')",
+    )
+    result = run_notebook(source)
+    assert result.ok, result.error
+    assert "kernel noise 4711" not in capfd.readouterr().err
+    assert "kernel noise 4711" in result.output_path.with_suffix(".kernel.log").read_text()
+    quiet = run_notebook(make_notebook(tmp_path / "quiet.ipynb", "pass"))
+    assert not quiet.output_path.with_suffix(".kernel.log").exists()
+
+
+def test_notebooks_left_running_end_with_their_run(tmp_path, mlops_home):
+    from pipeline_utils.notebooks import runs
+
+    run_id = runs.start_run("test", {})
+    runs.start_notebook(run_id, "outer.ipynb", {})
+    runs.start_notebook(run_id, "inner.ipynb", {})
+    runs.finish_run(run_id, runs.INTERRUPTED, "outer.ipynb interrupted")
+    run = get_run(run_id)
+    assert run.status == "interrupted" and run.started_at.endswith("+00:00")
+    assert [(nb.status, nb.ended_at is not None) for nb in run.notebooks] == [("interrupted", True)] * 2

@@ -27,8 +27,10 @@ def test_submit_runs_a1_trains_the_example_and_records_the_model(mlops_home):
     assert record["job_status"] == "finished" and record["job_id"].startswith("train-")
     model_dir = Path(record["model_dir"])
     assert (model_dir / "pixel_classifier.joblib").is_file()
+    assert record["outputs_uri"] == model_dir.as_uri()
     jobs = json.loads(cli("train", "list", "--json").stdout)
     assert jobs[0]["status"] == "finished" and jobs[0]["exit_code"] == 0
+    assert jobs[0]["outputs_uri"] == record["outputs_uri"] and jobs[0]["submitted_at"].endswith("+00:00")
     runs = json.loads(cli("runs", "list", "--json").stdout)
     shown = json.loads(cli("runs", "show", runs[0]["id"], "--json").stdout)
     assert shown["notebooks"][0]["scraps"]["model_dir"] == str(model_dir)
@@ -59,7 +61,7 @@ def test_bad_input_is_one_line_and_submits_nothing(tmp_path, mlops_home):
                   "distPyTorch", "--workers", "0")
     assert workers.returncode == 1 and "workers" in workers.stderr.strip().splitlines()[-1]
     bad_env = cli("train", "submit", "--scripts-dir", scripts, "--main-file", "main.py", "--msd-env", "novalue")
-    assert bad_env.returncode == 1 and "--msd-env" in bad_env.stderr
+    assert bad_env.returncode == 2 and bad_env.stderr.strip().splitlines()[-1].startswith("error: --msd-env: ")
     assert json.loads(cli("train", "list", "--json").stdout) == []
 
 

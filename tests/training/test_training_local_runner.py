@@ -11,6 +11,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -18,7 +19,7 @@ import pytest
 
 from pipeline_utils.backends.local.training.jobstore import load_job
 from pipeline_utils.backends.local.volumes import volume_path
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, NotFound, NotReady, PipelineError
 from pipeline_utils.store import connect
 from pipeline_utils.training import JobStatus, build_job_spec
 
@@ -71,6 +72,8 @@ def test_single_worker_finishes_and_records_outputs(scripts, runner) -> None:
     assert Path((info.outputs_dir / "cwd.txt").read_text()) == info.submission_dir
     assert info.data_dir == (volume / "data").resolve()
     assert info.started_at and info.ended_at and info.ended_at >= info.started_at >= info.submitted_at
+    assert info.submitted_at.endswith("+00:00") and datetime.fromisoformat(info.ended_at).tzinfo == timezone.utc
+    assert info.outputs_uri == info.outputs_dir.as_uri() and info.outputs_uri.startswith("file:///")
     assert info.log_tail.endswith("done")
     assert list(runner.logs(job.job_id)) == lines
     assert info.check() is info and str(info.status) == "finished"
@@ -92,9 +95,38 @@ def test_failing_job_is_failed_with_log_tail(scripts, runner) -> None:
 def test_wait_timeout_is_a_clear_error(scripts, runner) -> None:
     folder = scripts({"train.py": "import time\ntime.sleep(60)\n"})
     job = runner.submit(build_job_spec(scripts_dir=folder, main_file="train.py"))
-    with pytest.raises(PipelineError, match="still (submitted|running) after 0.2 s"):
+    with pytest.raises(NotReady, match="still (submitted|running) after 0.2 s"):
         runner.wait(job.job_id, timeout=0.2)
     assert runner.stop(job.job_id, grace=2).job.status is JobStatus.KILLED
+
+
+def test_download_outputs_copies_an_ended_job_and_can_be_repeated(scripts, runner, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    folder = scripts({"train.py": f"""
+        import os, pathlib, time
+        out = pathlib.Path(os.environ["OUTPUT_DIR"])
+        (out / "model").mkdir()
+        (out / "model" / "weights.txt").write_text("w")
+        while not pathlib.Path({str(go)!r}).exists():
+            time.sleep(0.05)
+        (out / "metrics.json").write_text("{{}}")
+        """})
+    job = runner.submit(build_job_spec(scripts_dir=folder, main_file="train.py"))
+    with pytest.raises(NotReady, match=f"training job {job.job_id} is still (submitted|running)"):
+        runner.download_outputs(job.job_id, tmp_path / "early")
+    assert not (tmp_path / "early").exists()
+    go.touch()
+    runner.wait(job.job_id, timeout=30)
+    dest = tmp_path / "downloaded"
+    for _ in range(2):
+        assert runner.download_outputs(job.job_id, dest) == dest
+        assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == ["metrics.json", "model",
+                                                                               "model/weights.txt"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(BadInput, match="dest: .* is a file"):
+        runner.download_outputs(job.job_id, tmp_path / "a-file")
+    with pytest.raises(NotFound):
+        runner.download_outputs("nope", dest)
 
 
 def test_distributed_workers_get_torch_env(scripts, runner) -> None:
@@ -250,7 +282,7 @@ def test_secret_env_values_never_reach_the_state_folder(scripts, runner, mlops_h
 
 
 def test_unknown_job_is_a_clear_error(runner) -> None:
-    with pytest.raises(PipelineError, match="unknown training job 'nope'"):
+    with pytest.raises(NotFound, match="JOB_ID: unknown training job 'nope'"):
         runner.get("nope")
 
 

@@ -14,13 +14,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import datetime
 from pathlib import Path
 
 from pipeline_utils.backends.local.training import jobstore, logfiles, procs
 from pipeline_utils.config.settings import mlops_home
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, NotFound, NotReady
 from pipeline_utils.store import connect
+from pipeline_utils.timeutil import from_epoch
 from pipeline_utils.training.runner import (
     JobInfo,
     JobStatus,
@@ -43,12 +43,25 @@ def jobs_root() -> Path:
     return root
 
 
+def data_folder(spec: JobSpec) -> Path | None:
+    """The job's data folder on this machine (its storage volume's ``local_path``), or None without data."""
+    from pipeline_utils.volumes import get_volumes
+
+    if spec.data_volume is None:
+        return None
+    spec.check_data()
+    local = get_volumes().local_path(spec.data_volume, spec.data_path)
+    if local is None:
+        raise BadInput(f"volume {spec.data_volume!r} is not mounted on this machine", field="data_volume")
+    return local
+
+
 def _new_job_id() -> str:
-    return f"train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    return f"train-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value).astimezone()
+def _time(value: float | None) -> str | None:
+    return None if value is None else from_epoch(value)
 
 
 class LocalTrainingRunner(TrainingRunner):
@@ -66,10 +79,10 @@ class LocalTrainingRunner(TrainingRunner):
     def submit(self, job: JobSpec | Submission) -> JobInfo:
         """Start the job's supervisor detached, record the job, and hand the environment to it."""
         spec = job if isinstance(job, JobSpec) else job.spec
-        data_dir = spec.data_dir()
+        data_dir = data_folder(spec)
         submission = self.prepare(job) if isinstance(job, JobSpec) else job
         if not (submission.submission_dir / spec.main_file).is_file():
-            raise PipelineError(f"main_file: {spec.main_file!r} is missing from {submission.submission_dir}")
+            raise BadInput(f"{spec.main_file!r} is missing from {submission.submission_dir}", field="main_file")
         job_dir = submission.job_dir
         if data_dir is None:
             data_dir = job_dir / "data"
@@ -146,7 +159,7 @@ class LocalTrainingRunner(TrainingRunner):
             if info.status.is_final:
                 return info
             if deadline is not None and time.monotonic() > deadline:
-                raise PipelineError(f"training job {job_id} is still {info.status.value} after {timeout:g} s")
+                raise NotReady(f"training job {job_id} is still {info.status.value} after {timeout:g} s")
             time.sleep(POLL_SECONDS)
 
     def stop(self, job_id: str, grace: float = 10.0) -> StopOutcome:
@@ -176,6 +189,18 @@ class LocalTrainingRunner(TrainingRunner):
             return StopOutcome(stopped=False, message=f"training job {job_id} {info.status.value} meanwhile", job=info)
         return StopOutcome(stopped=True, message=f"training job {job_id} killed", job=info)
 
+    def download_outputs(self, job_id: str, dest: str | Path) -> Path:
+        """Copy the job's outputs folder into ``dest`` (created); an ended job only, its files overwritten in place."""
+        info = self.get(job_id)
+        if not info.status.is_final:
+            raise NotReady(f"training job {job_id} is still {info.status.value}; its outputs are not complete")
+        dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise BadInput(f"{dest} is a file, expected a folder", field="dest")
+        if dest.resolve() != info.outputs_dir.resolve():
+            shutil.copytree(info.outputs_dir, dest, dirs_exist_ok=True)
+        return dest
+
     def _end_group(self, conn: sqlite3.Connection, job_id: str, grace: float) -> int | None:
         pgid = jobstore.load_job(conn, job_id)["pgid"]
         if pgid is None:
@@ -192,7 +217,7 @@ class LocalTrainingRunner(TrainingRunner):
     def _info(self, conn: sqlite3.Connection, job_id: str) -> JobInfo:
         row = jobstore.load_job(conn, job_id)
         if row is None:
-            raise PipelineError(f"unknown training job {job_id!r}")
+            raise NotFound(f"unknown training job {job_id!r}", field="JOB_ID")
         workers = jobstore.load_workers(conn, job_id)
         if row["status"] in jobstore.ACTIVE and not self._any_alive(row, workers):
             jobstore.finish_job(conn, job_id, "failed", None, VANISHED)
@@ -219,6 +244,7 @@ class LocalTrainingRunner(TrainingRunner):
             message=row["message"],
             job_dir=job_dir,
             submission_dir=job_dir / "submission",
+            outputs_uri=Path(row["outputs_dir"]).as_uri(),
             outputs_dir=Path(row["outputs_dir"]),
             data_dir=Path(row["data_dir"]) if row["data_dir"] else None,
             workers=worker_infos,
