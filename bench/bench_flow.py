@@ -101,7 +101,7 @@ def in_process_flow() -> None:
     draft = steps.draft_from_config(draft_path, model_name="", deployment_name="")
     name = draft["wmla_deployment"]["deployment_name"]
     shown(steps.show_yaml(draft))
-    staged = steps.stage_assets(info.outputs_dir, "examples/ihc/deployment", steps.save_draft(draft), force=True,
+    staged = steps.stage_assets(info.outputs_dir, "examples/ihc/ihc_kernel", steps.save_draft(draft), force=True,
                                 model_asset_name=f"{draft['model_name']}.zip")
     shown(steps.assets_table())
     steps.retire_deployment(name)
@@ -141,8 +141,8 @@ def in_process(work: Path, index: int) -> float:
 
 def deploy_create(work: Path, index: int, warm: bool) -> float:
     env = fresh_env(work / f"deploy-{index}-{warm}")
-    staged = cli(env, "prepare", "stage", "--path-model", "examples/model", "--path-dependency",
-                 "examples/deployment", "--path-yml", "examples/deployment_metadata.draft.yml")
+    staged = cli(env, "prepare", "stage", "--path-model", "examples/iris/iris_model", "--path-dependency",
+                 "examples/iris/iris_kernel", "--path-yml", "examples/iris/deployment_metadata.draft.yml")
     asset = staged.stdout.strip().splitlines()[-1]
     if warm:
         start_runtime = "from pipeline_utils.backends.local.runtime import client; client.ensure_daemon()"

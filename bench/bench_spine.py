@@ -59,14 +59,14 @@ def bench_staging(work: Path, repeats: int) -> None:
     space = get_space()
 
     def staging() -> None:
-        stage(space, model, ROOT / "examples" / "deployment", ROOT / "examples" / "deployment_metadata.draft.yml",
-              force=True)
+        iris = ROOT / "examples" / "iris"
+        stage(space, model, iris / "iris_kernel", iris / "deployment_metadata.draft.yml", force=True)
 
     def staging_cli() -> None:
         subprocess.run(
             [sys.executable, str(ROOT / "run_pipeline.py"), "prepare", "stage", "--path-model", str(model),
-             "--path-dependency", str(ROOT / "examples" / "deployment"), "--path-yml",
-             str(ROOT / "examples" / "deployment_metadata.draft.yml"), "-f"],
+             "--path-dependency", str(ROOT / "examples" / "iris" / "iris_kernel"), "--path-yml",
+             str(ROOT / "examples" / "iris" / "deployment_metadata.draft.yml"), "-f"],
             check=True, capture_output=True, stdin=subprocess.DEVNULL,
         )
 

@@ -13,7 +13,7 @@ from pipeline_utils.notebooks import get_run, read_scraps, run_notebook
 from pipeline_utils.notebooks.pipeline import check_inputs, project_path
 
 MASTER = "A_MLOps_Pipeline"
-EXAMPLE_DEPENDENCY = Path("examples/ihc/deployment")
+EXAMPLE_DEPENDENCY = Path("examples/ihc/ihc_kernel")
 path_type = click.Path(path_type=Path)
 
 

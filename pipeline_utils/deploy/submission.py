@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
+from pipeline_utils.deploy.flavours import detect
 from pipeline_utils.errors import BadInput
 from pipeline_utils.fsutil import atomic_write_text
 from pipeline_utils.space.base import FOLDER
@@ -103,9 +104,15 @@ def build_submission_folder(
     shutil.copytree(source, dest)
     for extra in extra_files or []:
         shutil.copy2(extra, dest / Path(extra).name)
-    if not (dest / kernel_filename).is_file() and not (dest / "config.yaml").is_file():
+    try:
+        _, kernel_filename = detect(dest, kernel_filename)
+    except BadInput:
         found = ", ".join(sorted(p.name for p in dest.iterdir())) or "nothing"
-        raise BadInput(f"kernel file {kernel_filename} not found in the dependency folder (found: {found})")
+        raise BadInput(
+            f"kernel file {kernel_filename} not found in the dependency folder (found: {found}); expected an EDI "
+            "kernel, a scoring script with init() and run(), or an estimator config.yaml",
+            field="--kernel-filename",
+        ) from None
     readme = model_fields.pop("readme", "README.md")
     if not (dest / readme).is_file():
         atomic_write_text(dest / readme, f"# {name}\n\nDeployment {name}, kernel `{kernel_filename}`.\n")

@@ -135,15 +135,15 @@ def test_config_validate_and_stage_refuse_before_anything_is_stored(tmp_path, ml
         f"{MONITORS}.generic_metrics.thresholds.Dice",
         f"{MONITORS}.segmentaton_metrics",
     ]
-    stage = run_cli("prepare", "stage", "--path-model", EXAMPLES / "model", "--path-dependency",
-                    EXAMPLES / "deployment", "--path-yml", path, "-f")
+    stage = run_cli("prepare", "stage", "--path-model", EXAMPLES / "iris" / "iris_model", "--path-dependency",
+                    EXAMPLES / "iris" / "iris_kernel", "--path-yml", path, "-f")
     assert stage.returncode == 2
     assert len(stage.stderr.strip().splitlines()) == 1 and "(and 1 more; run 'config validate')" in stage.stderr
     assert state_snapshot(mlops_home) == before
 
 
 def test_a_null_deployment_name_is_fine_in_a_draft(tmp_path):
-    document = yaml.safe_load((EXAMPLES / "deployment_metadata.draft.yml").read_text())
+    document = yaml.safe_load((EXAMPLES / "iris" / "deployment_metadata.draft.yml").read_text())
     document["wmla_deployment"]["deployment_name"] = None
     assert document_problems(document) == []
     assert draft_entry(document, "d.yml")["wmla_deployment"]["deployment_name"] is None
@@ -156,5 +156,5 @@ def test_a_null_deployment_name_is_fine_in_a_draft(tmp_path):
         f"{path}: valid",
         f"{path}: wmla_deployment.deployment_name: null is fine in a draft: 'deploy create --name NAME' fills it",
     ]
-    named = run_cli("config", "validate", "--path-yml", EXAMPLES / "deployment_metadata.draft.yml")
-    assert named.stdout.splitlines() == [f"{EXAMPLES / 'deployment_metadata.draft.yml'}: valid"]
+    named = run_cli("config", "validate", "--path-yml", EXAMPLES / "iris" / "deployment_metadata.draft.yml")
+    assert named.stdout.splitlines() == [f"{EXAMPLES / 'iris' / 'deployment_metadata.draft.yml'}: valid"]

@@ -16,8 +16,8 @@ EXAMPLES = ROOT / "examples"
 pytestmark = pytest.mark.slow
 
 
-def stage(model=EXAMPLES / "model", dependency=EXAMPLES / "deployment",
-          yml=EXAMPLES / "deployment_metadata.draft.yml") -> str:
+def stage(model=EXAMPLES / "iris" / "iris_model", dependency=EXAMPLES / "iris" / "iris_kernel",
+          yml=EXAMPLES / "iris" / "deployment_metadata.draft.yml") -> str:
     result = cli("prepare", "stage", "--path-model", model, "--path-dependency", dependency, "--path-yml", yml, "-f")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
@@ -54,7 +54,7 @@ def test_name_in_use_and_asset_already_deployed_fail_like_the_seed(runtime, mlop
     runs = len(json.loads(cli("runs", "list", "--json").stdout))
     again = cli("deploy", "create", "--name", "iris-2", "--model-asset-id", asset)
     assert again.returncode == 4 and "already deployed as 'iris'" in again.stderr.strip().splitlines()[-1]
-    other = stage(model=EXAMPLES / "deployment" / "sample_request.json")
+    other = stage(model=EXAMPLES / "iris" / "iris_kernel" / "sample_request.json")
     taken = cli("deploy", "create", "--name", "iris", "--model-asset-id", other)
     assert taken.returncode == 4 and f"deployment name 'iris' belongs to metadata entry {asset}" in taken.stderr
     bad = cli("deploy", "create", "--name", "Bad_Name", "--model-asset-id", other)

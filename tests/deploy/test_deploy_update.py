@@ -16,17 +16,17 @@ from tests.conftest import ROOT
 from tests.conftest import run_cli as cli
 
 EXAMPLES = ROOT / "examples"
-DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 ROW = {"instances": [[6.3, 3.3, 6.0, 2.5]]}
 pytestmark = pytest.mark.slow
 
 
-def stage_args(model: Path, dependency: Path = EXAMPLES / "deployment", yml: Path = DRAFT) -> list[str]:
+def stage_args(model: Path, dependency: Path = EXAMPLES / "iris" / "iris_kernel", yml: Path = DRAFT) -> list[str]:
     return [str(a) for a in ("prepare", "stage", "--path-model", model, "--path-dependency", dependency,
                              "--path-yml", yml)]
 
 
-def stage(model: Path, dependency: Path = EXAMPLES / "deployment", yml: Path = DRAFT):
+def stage(model: Path, dependency: Path = EXAMPLES / "iris" / "iris_kernel", yml: Path = DRAFT):
     result = cli(*stage_args(model, dependency, yml), "-f")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1], result
@@ -41,8 +41,8 @@ def label(url: str) -> str:
 
 
 def model_copy(tmp_path: Path) -> Path:
-    model = tmp_path / "src" / "model"
-    shutil.copytree(EXAMPLES / "model", model)
+    model = tmp_path / "src" / "iris_model"
+    shutil.copytree(EXAMPLES / "iris" / "iris_model", model)
     return model
 
 
@@ -54,7 +54,7 @@ def relabel(model: Path) -> None:
 
 def test_answering_n_then_deploy_create_deploys_the_new_asset(runtime, tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    first, _ = stage(EXAMPLES / "model")
+    first, _ = stage(EXAMPLES / "iris" / "iris_model")
     model = model_copy(tmp_path)
     relabel(model)
     unnamed = yaml.safe_load(DRAFT.read_text())
@@ -116,8 +116,8 @@ def test_restage_keeps_what_runs_and_deploy_update_moves_it_in_place(runtime, tm
 
 def test_an_update_whose_kernel_fails_rolls_back_to_the_running_version(runtime, tmp_path):
     dependency = tmp_path / "src" / "deployment"
-    shutil.copytree(EXAMPLES / "deployment", dependency)
-    key, _ = stage(EXAMPLES / "model", dependency)
+    shutil.copytree(EXAMPLES / "iris" / "iris_kernel", dependency)
+    key, _ = stage(EXAMPLES / "iris" / "iris_model", dependency)
     created = cli("deploy", "create", "--name", "iris", "--model-asset-id", key, "--json")
     assert created.returncode == 0, created.stderr
     url = json.loads(created.stdout)["deployment_url"]
@@ -126,7 +126,7 @@ def test_an_update_whose_kernel_fails_rolls_back_to_the_running_version(runtime,
     kernel.write_text(kernel.read_text().replace(
         "    def on_kernel_start(self, kernel_context):\n",
         "    def on_kernel_start(self, kernel_context):\n        raise RuntimeError('broken build')\n"))
-    stage(EXAMPLES / "model", dependency)
+    stage(EXAMPLES / "iris" / "iris_model", dependency)
     failed = cli("deploy", "update", "--name", "iris")
     assert failed.returncode != 0
     assert "the new version did not start" in failed.stderr and "the previous one serves again" in failed.stderr
@@ -135,7 +135,7 @@ def test_an_update_whose_kernel_fails_rolls_back_to_the_running_version(runtime,
 
 
 def test_deploy_update_refuses_unknown_deployments_before_running_anything(runtime):
-    key, _ = stage(EXAMPLES / "model")
+    key, _ = stage(EXAMPLES / "iris" / "iris_model")
     missing = cli("deploy", "update", "--name", "iris-logistic")
     assert missing.returncode == 3 and "no deployment named 'iris-logistic' to update" in missing.stderr
     unknown = cli("deploy", "update", "--name", "nobody")
@@ -144,12 +144,12 @@ def test_deploy_update_refuses_unknown_deployments_before_running_anything(runti
 
 
 def test_deploy_update_with_another_entry_hands_the_deployment_over_to_it(runtime, tmp_path):
-    first, _ = stage(EXAMPLES / "model")
+    first, _ = stage(EXAMPLES / "iris" / "iris_model")
     created = cli("deploy", "create", "--name", "iris", "--model-asset-id", first, "--json")
     assert created.returncode == 0, created.stderr
     url = json.loads(created.stdout)["deployment_url"]
     model = tmp_path / "src" / "model-v2"
-    shutil.copytree(EXAMPLES / "model", model)
+    shutil.copytree(EXAMPLES / "iris" / "iris_model", model)
     relabel(model)
     unnamed = yaml.safe_load(DRAFT.read_text())
     unnamed["wmla_deployment"]["deployment_name"] = None

@@ -15,10 +15,10 @@ from pipeline_utils.space import get_space
 from tests.conftest import ROOT, run_cli
 
 EXAMPLES = ROOT / "examples"
-DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 
 
-def stage(model: Path, dependency: Path = EXAMPLES / "deployment", *extra: str) -> str:
+def stage(model: Path, dependency: Path = EXAMPLES / "iris" / "iris_kernel", *extra: str) -> str:
     result = run_cli("prepare", "stage", "--path-model", model, "--path-dependency", dependency, "--path-yml", DRAFT,
                      *extra)
     assert result.returncode == 0, result.stderr
@@ -64,18 +64,18 @@ def test_a_model_folder_unpacks_as_it_was_without_an_extra_top_folder(mlops_home
 
 def test_a_dependency_folder_with_one_sub_folder_is_not_stripped(mlops_home, tmp_path):
     dependency = tmp_path / "svc"
-    shutil.copytree(EXAMPLES / "deployment", dependency / "app")
-    submission = package(stage(EXAMPLES / "model", dependency), kernel_filename="app/kernel.py")
+    shutil.copytree(EXAMPLES / "iris" / "iris_kernel", dependency / "app")
+    submission = package(stage(EXAMPLES / "iris" / "iris_model", dependency), kernel_filename="app/kernel.py")
     assert "app/kernel.py" in files(submission) and "kernel.py" not in files(submission)
     assert files(submission / "model") == ["README.md", "model.json"]
 
 
 def test_deploy_downloads_exactly_the_pinned_versions(mlops_home, tmp_path):
     model = tmp_path / "model"
-    shutil.copytree(EXAMPLES / "model", model)
+    shutil.copytree(EXAMPLES / "iris" / "iris_model", model)
     key = stage(model)
     (model / "model.json").write_text('{"name": "second"}')
-    assert stage(model, EXAMPLES / "deployment", "-f") == key
+    assert stage(model, EXAMPLES / "iris" / "iris_kernel", "-f") == key
     space = get_space()
     entry = space.entry(key)
     assert entry["model_asset_version"] == 2
@@ -83,7 +83,8 @@ def test_deploy_downloads_exactly_the_pinned_versions(mlops_home, tmp_path):
     assets = steps.download_assets(key, pinned_first)
     assert (assets.model.asset_id, assets.model.version) == (key, 1)
     submission = steps.package(pinned_first, assets)
-    assert (submission / "model" / "model.json").read_bytes() == (EXAMPLES / "model" / "model.json").read_bytes()
+    expected = (EXAMPLES / "iris" / "iris_model" / "model.json").read_bytes()
+    assert (submission / "model" / "model.json").read_bytes() == expected
 
 
 def _legacy_entry(tmp_path: Path, key: str, dependency_filename: str) -> None:
@@ -98,10 +99,10 @@ def _legacy_entry(tmp_path: Path, key: str, dependency_filename: str) -> None:
 
 
 def test_an_entry_with_names_only_deploys_when_the_names_are_unique(mlops_home, tmp_path):
-    key = stage(EXAMPLES / "model")
+    key = stage(EXAMPLES / "iris" / "iris_model")
     user_zip = tmp_path / "legacy-deployment.zip"
     with zipfile.ZipFile(user_zip, "w") as archive:
-        for path in (EXAMPLES / "deployment").iterdir():
+        for path in (EXAMPLES / "iris" / "iris_kernel").iterdir():
             archive.write(path, f"deployment/{path.name}")
     get_space().add_asset(user_zip, user_zip.name, "dependency")
     _legacy_entry(tmp_path, key, user_zip.name)
@@ -114,7 +115,7 @@ def test_an_entry_with_names_only_deploys_when_the_names_are_unique(mlops_home, 
 
 
 def test_a_corrupted_blob_stops_the_deploy_before_packaging(mlops_home):
-    key = stage(EXAMPLES / "model")
+    key = stage(EXAMPLES / "iris" / "iris_model")
     asset = get_space().get_asset(key)
     blob = mlops_home / "space" / "blobs" / asset.sha256[:2] / asset.sha256
     blob.write_bytes(blob.read_bytes()[:-1] + b"X")

@@ -107,7 +107,7 @@ def volume(mlops_home: Path) -> Path:
 
 @pytest.fixture
 def kernel_module(standin_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    """``deployment/kernel.py`` imported against the stand-in redhareapi (removed again afterwards)."""
+    """``ihc_kernel/kernel.py`` imported against the stand-in redhareapi (removed again afterwards)."""
 
     def load(name: str, path: Path):
         spec = importlib.util.spec_from_file_location(name, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ihc"
-DEPLOYMENT = EXAMPLE / "deployment"
+DEPLOYMENT = EXAMPLE / "ihc_kernel"
 TRAIN_SCRIPT = EXAMPLE / "training" / "train.py"
 
 for _p in (EXAMPLE, DEPLOYMENT):

@@ -1,4 +1,4 @@
-"""``deployment/kernel.py``'s MatchKernel driven through a STAND-IN ``redhareapi`` (see conftest).
+"""``ihc_kernel/kernel.py``'s MatchKernel driven through a STAND-IN ``redhareapi`` (see conftest).
 
 The end-to-end path through the real local runtime is tested elsewhere; here we check that the kernel
 finds its model and volume from custom args / environment, answers through the task context, handles

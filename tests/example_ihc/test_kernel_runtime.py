@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 
 import httpx
@@ -23,7 +24,7 @@ def served(runtime, mlops_home, trained, tmp_path):
     shutil.copytree(trained["model_dir"], folder / "model")
     volume = mlops_home / "volumes" / "TestVolume"
     (volume / "inputs").mkdir(parents=True)
-    target = LocalTarget()
+    target = LocalTarget.from_environment(os.environ)
     target.create("ihc", folder, {"kernel_min": 1, "kernel_max": 1, "task_execution_timeout": 60},
                   {"VOLUME_DISPLAY_NAME": "TestVolume"})
     target.start("ihc", {"VOLUME_DISPLAY_NAME": "TestVolume"})

@@ -1,4 +1,4 @@
-"""Request handling of the IHC kernel (``deployment/ihc_service.py``), called directly."""
+"""Request handling of the IHC kernel (``ihc_kernel/ihc_service.py``), called directly."""
 
 from __future__ import annotations
 

@@ -75,8 +75,11 @@ def test_bad_estimator_config_fails_clearly(runtime: str, sklearn_folders: dict[
         client.wait_ready("badcfg", timeout=30)
 
 
-def test_scoring_script(runtime: str) -> None:
-    folder = ROOT / "examples" / "scoring_script"
+def test_scoring_script(runtime: str, tmp_path: Path) -> None:
+    folder = tmp_path / "scoring_app"
+    shutil.copytree(ROOT / "examples" / "scoring_script" / "scoring_app", folder)
+    (folder / "model").mkdir()
+    shutil.copyfile(ROOT / "examples" / "scoring_script" / "weights.json", folder / "model" / "weights.json")
     client.create("score", folder, kernel_filename="score.py")
     assert client.get("score")["flavour"] == "scoring"
     client.start("score")

@@ -14,11 +14,11 @@ from tests.conftest import ROOT, run_cli
 from tests.spine.conftest import state_snapshot
 
 EXAMPLES = ROOT / "examples"
-DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 
 
-def stage(model=EXAMPLES / "model", yml=DRAFT, *extra) -> str:
-    result = run_cli("prepare", "stage", "--path-model", model, "--path-dependency", EXAMPLES / "deployment",
+def stage(model=EXAMPLES / "iris" / "iris_model", yml=DRAFT, *extra) -> str:
+    result = run_cli("prepare", "stage", "--path-model", model, "--path-dependency", EXAMPLES / "iris" / "iris_kernel",
                      "--path-yml", yml, *extra)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
@@ -37,8 +37,8 @@ def test_staging_refuses_a_deployment_name_another_entry_holds(mlops_home, tmp_p
     weights = tmp_path / "weights.bin"
     weights.write_bytes(b"other model")
     before = state_snapshot(mlops_home)
-    result = run_cli("prepare", "stage", "--path-model", weights, "--path-dependency", EXAMPLES / "deployment",
-                     "--path-yml", DRAFT, "-f")
+    result = run_cli("prepare", "stage", "--path-model", weights, "--path-dependency",
+                     EXAMPLES / "iris" / "iris_kernel", "--path-yml", DRAFT, "-f")
     assert result.returncode == 4
     assert f"'iris-logistic' belongs to metadata entry {first} (model.zip)" in result.stderr
     assert state_snapshot(mlops_home) == before
@@ -119,8 +119,8 @@ def _mark_deployed(key: str, name: str) -> dict:
 def test_restaging_a_deployed_entry_updates_the_pins_keeps_what_runs_and_says_so(mlops_home):
     key = stage()
     deployed = _mark_deployed(key, "iris-logistic")["wmla_deployment"]["deployed"]
-    result = run_cli("prepare", "stage", "--path-model", EXAMPLES / "model", "--path-dependency",
-                     EXAMPLES / "deployment", "--path-yml", DRAFT, "-f")
+    result = run_cli("prepare", "stage", "--path-model", EXAMPLES / "iris" / "iris_model", "--path-dependency",
+                     EXAMPLES / "iris" / "iris_kernel", "--path-yml", DRAFT, "-f")
     assert result.returncode == 0, result.stderr
     notice = [line for line in result.stderr.splitlines() if "still runs" in line]
     assert notice == [
@@ -137,8 +137,8 @@ def test_restaging_a_deployed_entry_updates_the_pins_keeps_what_runs_and_says_so
 def test_restaging_a_deployed_entry_keeps_the_name_it_is_deployed_under(mlops_home, tmp_path):
     key = stage()
     _mark_deployed(key, "iris")
-    result = run_cli("prepare", "stage", "--path-model", EXAMPLES / "model", "--path-dependency",
-                     EXAMPLES / "deployment", "--path-yml", DRAFT, "-f")
+    result = run_cli("prepare", "stage", "--path-model", EXAMPLES / "iris" / "iris_model", "--path-dependency",
+                     EXAMPLES / "iris" / "iris_kernel", "--path-yml", DRAFT, "-f")
     assert result.returncode == 0, result.stderr
     assert "(the entry keeps that name; the draft says 'iris-logistic')" in result.stderr
     assert get_space().entry(key)["wmla_deployment"]["deployment_name"] == "iris"

@@ -20,10 +20,10 @@ from tests.conftest import ROOT, run_cli
 from tests.spine.conftest import state_snapshot
 
 EXAMPLES = ROOT / "examples"
-DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 
 
-def stage_args(model: Path, dependency: Path = EXAMPLES / "deployment", *extra: str) -> tuple:
+def stage_args(model: Path, dependency: Path = EXAMPLES / "iris" / "iris_kernel", *extra: str) -> tuple:
     return ("prepare", "stage", "--path-model", model, "--path-dependency", dependency, "--path-yml", DRAFT, *extra)
 
 
@@ -43,7 +43,7 @@ def _block_blob_folder(home: Path, dependency: Path, model: Path, probe: Path) -
 
 def _copy_of_deployment(tmp_path: Path) -> Path:
     folder = tmp_path / "src" / "deployment"
-    shutil.copytree(EXAMPLES / "deployment", folder)
+    shutil.copytree(EXAMPLES / "iris" / "iris_kernel", folder)
     return folder
 
 
@@ -100,9 +100,10 @@ def test_a_failed_staging_leaves_no_scratch_file(mlops_home, tmp_path):
 @pytest.mark.parametrize("force", [True, False])
 def test_concurrent_stagings_of_one_new_folder_make_one_asset_of_each_name(mlops_home, tmp_path, force):
     model = tmp_path / "model"
-    shutil.copytree(EXAMPLES / "model", model)
+    shutil.copytree(EXAMPLES / "iris" / "iris_model", model)
     get_space()
-    command = [sys.executable, str(ROOT / "run_pipeline.py"), *map(str, stage_args(model, EXAMPLES / "deployment"))]
+    arguments = stage_args(model, EXAMPLES / "iris" / "iris_kernel")
+    command = [sys.executable, str(ROOT / "run_pipeline.py"), *map(str, arguments)]
     command += ["-f"] if force else []
     processes = [
         subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -117,15 +118,15 @@ def test_concurrent_stagings_of_one_new_folder_make_one_asset_of_each_name(mlops
     assert codes == ([0, 0, 0, 0] if force else [0, 4, 4, 4]), results
     space = get_space()
     names = [asset.name for asset in space.list_assets()]
-    assert sorted(names) == ["deployment.zip", "model.zip"]
+    assert sorted(names) == ["iris_kernel.zip", "model.zip"]
     (key,) = space.metadata()
     assert space.get_asset(key).name == "model.zip"
     assert space.get_asset(key).version == (4 if force else 1)
 
 
-def _folder_with_link(tmp_path: Path, target: str, example: str = "model") -> Path:
+def _folder_with_link(tmp_path: Path, target: str, example: str = "iris_model") -> Path:
     folder = tmp_path / example
-    shutil.copytree(EXAMPLES / example, folder)
+    shutil.copytree(EXAMPLES / "iris" / example, folder)
     (folder / "sub").mkdir()
     os.symlink(target, folder / "sub" / "secrets.txt")
     return folder
@@ -141,8 +142,8 @@ def _folder_with_link(tmp_path: Path, target: str, example: str = "model") -> Pa
 @pytest.mark.parametrize("option", ["--path-model", "--path-dependency"])
 def test_a_link_leaving_the_folder_or_dangling_is_refused_before_anything_is_stored(mlops_home, tmp_path, target,
                                                                                       expected, option):
-    folder = _folder_with_link(tmp_path, target, "deployment" if option == "--path-dependency" else "model")
-    args = stage_args(EXAMPLES / "model", folder) if option == "--path-dependency" else stage_args(folder)
+    folder = _folder_with_link(tmp_path, target, "iris_kernel" if option == "--path-dependency" else "iris_model")
+    args = stage_args(EXAMPLES / "iris" / "iris_model", folder) if option == "--path-dependency" else stage_args(folder)
     get_space()
     before = state_snapshot(mlops_home)
     result = run_cli(*args)
@@ -154,21 +155,21 @@ def test_a_link_leaving_the_folder_or_dangling_is_refused_before_anything_is_sto
 def test_a_link_inside_the_folder_is_staged_as_its_content(mlops_home, tmp_path):
     folder = _folder_with_link(tmp_path, "../model.json")
     assert run_cli(*stage_args(folder)).returncode == 0
-    target = Path(run_cli("space", "download", "model.zip", "--dest", tmp_path).stdout.strip())
+    target = Path(run_cli("space", "download", "iris_model.zip", "--dest", tmp_path).stdout.strip())
     with zipfile.ZipFile(target) as archive:
-        assert archive.read("sub/secrets.txt") == (EXAMPLES / "model" / "model.json").read_bytes()
+        assert archive.read("sub/secrets.txt") == (EXAMPLES / "iris" / "iris_model" / "model.json").read_bytes()
 
 
 def test_a_corrupted_blob_is_an_error_on_download_not_a_silent_copy(mlops_home, tmp_path):
-    assert run_cli(*stage_args(EXAMPLES / "model")).returncode == 0
-    asset = json.loads(run_cli("space", "show", "model.zip", "--json").stdout)
+    assert run_cli(*stage_args(EXAMPLES / "iris" / "iris_model")).returncode == 0
+    asset = json.loads(run_cli("space", "show", "iris_model.zip", "--json").stdout)
     blob = mlops_home / "space" / "blobs" / asset["sha256"][:2] / asset["sha256"]
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
     out = tmp_path / "out"
     out.mkdir()
-    result = run_cli("space", "download", "model.zip", "--dest", out)
+    result = run_cli("space", "download", "iris_model.zip", "--dest", out)
     assert result.returncode == 6
     assert "does not match its sha256" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert list(out.iterdir()) == []

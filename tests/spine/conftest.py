@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 
 
 @dataclass
@@ -48,8 +48,8 @@ def cli_process():
 @pytest.fixture
 def staged(cli) -> str:
     """Stage the example and return its model asset id."""
-    result = cli("prepare", "stage", "--path-model", EXAMPLES / "model", "--path-dependency",
-                 EXAMPLES / "deployment", "--path-yml", DRAFT)
+    result = cli("prepare", "stage", "--path-model", EXAMPLES / "iris" / "iris_model", "--path-dependency",
+                 EXAMPLES / "iris" / "iris_kernel", "--path-yml", DRAFT)
     assert result.code == 0, result.err
     return result.out.strip().splitlines()[-1]
 

@@ -12,7 +12,7 @@ import yaml
 from pipeline_utils.space import get_space
 from tests.spine.conftest import DRAFT, EXAMPLES, ROOT, state_snapshot
 
-MODEL, DEPLOYMENT = EXAMPLES / "model", EXAMPLES / "deployment"
+MODEL, DEPLOYMENT = EXAMPLES / "iris" / "iris_model", EXAMPLES / "iris" / "iris_kernel"
 IHC_DRAFT = EXAMPLES / "ihc" / "deployment_metadata.draft.yml"
 
 
@@ -23,14 +23,14 @@ def stage_args(*extra, model=MODEL, dependency=DEPLOYMENT, yml=DRAFT):
 def test_stage_stores_assets_and_pins_them_in_the_entry(cli, staged):
     assets = json.loads(cli("space", "list", "--json").out)
     by_name = {a["name"]: a for a in assets}
-    assert set(by_name) == {"model.zip", "deployment.zip"}
-    model, dependency = by_name["model.zip"], by_name["deployment.zip"]
+    assert set(by_name) == {"iris_model.zip", "iris_kernel.zip"}
+    model, dependency = by_name["iris_model.zip"], by_name["iris_kernel.zip"]
     assert model["id"] == staged and model["version"] == 1 and len(model["sha256"]) == 64 and model["size"] > 0
     assert model["kind"] == dependency["kind"] == "folder"
     document = json.loads(cli("config", "list", "--detail", "--json").out)
     entry = document[staged]
-    assert entry["model_asset"] == "model.zip" and entry["model_asset_version"] == 1
-    assert entry["wmla_deployment"]["dependency_filename"] == "deployment.zip"
+    assert entry["model_asset"] == "iris_model.zip" and entry["model_asset_version"] == 1
+    assert entry["wmla_deployment"]["dependency_filename"] == "iris_kernel.zip"
     assert entry["wmla_deployment"]["dependency_asset_id"] == dependency["id"]
     assert entry["wmla_deployment"]["dependency_asset_version"] == 1
     assert entry["wmla_deployment"]["deployed"] is None
@@ -39,7 +39,7 @@ def test_stage_stores_assets_and_pins_them_in_the_entry(cli, staged):
 
 
 def test_folders_are_zipped_with_their_contents(cli, staged, tmp_path):
-    target = cli("space", "download", "deployment.zip", "--dest", tmp_path).out.strip()
+    target = cli("space", "download", "iris_kernel.zip", "--dest", tmp_path).out.strip()
     with zipfile.ZipFile(target) as archive:
         assert sorted(archive.namelist()) == sorted(p.name for p in DEPLOYMENT.iterdir())
         assert archive.read("kernel.py") == (DEPLOYMENT / "kernel.py").read_bytes()
@@ -106,7 +106,7 @@ def test_at_a_terminal_the_cli_asks_like_the_seed(staged, mlops_home, tmp_path, 
         (new_key,) = set(space.metadata()) - {staged}
         entry = space.metadata()[new_key]
         dependency = space.get_asset(entry["wmla_deployment"]["dependency_asset_id"])
-        assert space.get_asset(new_key).name == "model.zip" and dependency.name == "deployment.zip"
+        assert space.get_asset(new_key).name == "iris_model.zip" and dependency.name == "iris_kernel.zip"
         assert dependency.id != space.metadata()[staged]["wmla_deployment"]["dependency_asset_id"]
 
 
@@ -157,12 +157,12 @@ def test_config_validate_prints_every_problem_and_exits_1(cli, tmp_path):
 
 
 def test_space_delete_refuses_assets_an_entry_pins_then_deletes(cli, staged):
-    for asset in (staged, "deployment.zip"):
+    for asset in (staged, "iris_kernel.zip"):
         refused = cli("space", "delete", asset)
         assert refused.code == 4 and f"pinned by metadata entry {staged}" in refused.err
         assert "config delete" in refused.err
     assert cli("config", "delete", "--model-asset-id", staged).code == 0
-    assert cli("space", "delete", "deployment.zip").code == 0
+    assert cli("space", "delete", "iris_kernel.zip").code == 0
     assert cli("space", "delete", staged).code == 0
     assert json.loads(cli("space", "list", "--json").out) == []
 

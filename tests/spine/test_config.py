@@ -6,11 +6,11 @@ import pytest
 
 from pipeline_utils.config import document_problems, draft_entry, keyed_entries, load_yaml_file
 from pipeline_utils.errors import PipelineError
-from tests.spine.conftest import DRAFT, ROOT
+from tests.spine.conftest import DRAFT, EXAMPLES, ROOT
 
 
 def good_entry() -> dict:
-    return load_yaml_file(DRAFT.parent / "ihc" / "deployment_metadata.draft.yml")
+    return load_yaml_file(EXAMPLES / "ihc" / "deployment_metadata.draft.yml")
 
 
 def test_shipped_examples_validate_as_they_are():

@@ -10,8 +10,8 @@ import pytest
 from pipeline_utils.notebooks import read_scraps
 from tests.spine.conftest import DRAFT, EXAMPLES, ROOT
 
-IRIS = ("--path-yml", DRAFT, "--path-model", EXAMPLES / "model", "--path-dependency", EXAMPLES / "deployment",
-        "--eval-images", "0")
+IRIS = ("--path-yml", DRAFT, "--path-model", EXAMPLES / "iris" / "iris_model",
+        "--path-dependency", EXAMPLES / "iris" / "iris_kernel", "--eval-images", "0")
 
 
 def test_master_notebook_has_a_parameters_cell():
@@ -37,7 +37,7 @@ def test_pipeline_run_stages_deploys_and_keeps_the_executed_notebooks(cli_proces
     assert document[scraps["model_asset_id"]]["wmla_deployment"]["deployment_url"] == scraps["deployment_url"]
     executed = nbformat.read(run["notebooks"][0]["path"], as_version=4)
     outputs = "".join(str(o) for c in executed.cells for o in c.get("outputs", []))
-    assert "model.zip" in outputs and "deployment_name: iris-logistic" in outputs
+    assert "iris_model.zip" in outputs and "deployment_name: iris-logistic" in outputs
     assert "A1_Submit_Training" not in outputs and "no monitors in the metadata" in outputs
 
 

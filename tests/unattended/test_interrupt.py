@@ -75,7 +75,7 @@ def test_ctrl_c_on_train_submit_says_the_job_keeps_running(slow_scripts, mlops_h
 
 
 def test_ctrl_c_on_pipeline_run_records_the_run_and_its_notebooks(slow_scripts, mlops_home):
-    proc = start("pipeline", "run", "--path-yml", ROOT / "examples" / "deployment_metadata.draft.yml",
+    proc = start("pipeline", "run", "--path-yml", ROOT / "examples" / "iris" / "deployment_metadata.draft.yml",
                  "--scripts-dir", slow_scripts, "--main-file", "main.py")
     stdout, stderr = interrupt_once_the_job_runs(proc)
     job = training_runner().list()[0]

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[2]
-IRIS_DRAFT = ROOT / "examples" / "deployment_metadata.draft.yml"
+IRIS_DRAFT = ROOT / "examples" / "iris" / "deployment_metadata.draft.yml"
 pytestmark = pytest.mark.slow
 
 DEFINITIONS = """
@@ -54,8 +54,8 @@ def deployment(tmp_path: Path, mlops_home: Path) -> str:
     path = tmp_path / "draft.yml"
     path.write_text(yaml.safe_dump(draft))
     (mlops_home / "volumes" / "ExitCodes" / "gt").mkdir(parents=True)
-    staged = cli("prepare", "stage", "--path-model", ROOT / "examples" / "model", "--path-dependency",
-                 ROOT / "examples" / "deployment", "--path-yml", path, "-f")
+    staged = cli("prepare", "stage", "--path-model", ROOT / "examples" / "iris" / "iris_model", "--path-dependency",
+                 ROOT / "examples" / "iris" / "iris_kernel", "--path-yml", path, "-f")
     assert staged.returncode == 0, staged.stderr
     created = cli("monitor", "create", "--name", "exit-codes")
     assert created.returncode == 0, created.stderr

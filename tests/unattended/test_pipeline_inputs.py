@@ -11,7 +11,7 @@ from tests.conftest import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-IRIS_DRAFT = EXAMPLES / "deployment_metadata.draft.yml"
+IRIS_DRAFT = EXAMPLES / "iris" / "deployment_metadata.draft.yml"
 
 
 def bad_draft(tmp_path: Path) -> Path:
@@ -27,13 +27,14 @@ def unnamed_draft(tmp_path: Path) -> Path:
 
 
 CASES = {
-    "model without dependency": (lambda t: ["--path-model", EXAMPLES / "model"], "--path-dependency", "required"),
-    "model without draft": (lambda t: ["--path-model", EXAMPLES / "model", "--path-dependency",
-                                       EXAMPLES / "deployment"], "--path-yml", "required with --path-model"),
+    "model without dependency": (lambda t: ["--path-model", EXAMPLES / "iris" / "iris_model"], "--path-dependency",
+                                 "required"),
+    "model without draft": (lambda t: ["--path-model", EXAMPLES / "iris" / "iris_model", "--path-dependency",
+                                       EXAMPLES / "iris" / "iris_kernel"], "--path-yml", "required with --path-model"),
     "missing model": (lambda t: ["--path-yml", IRIS_DRAFT, "--path-model", t / "nope", "--path-dependency",
-                                 EXAMPLES / "deployment"], "--path-model", "no such file or folder"),
-    "dependency is a file": (lambda t: ["--path-yml", IRIS_DRAFT, "--path-model", EXAMPLES / "model",
-                                        "--path-dependency", EXAMPLES / "deployment" / "kernel.py"],
+                                 EXAMPLES / "iris" / "iris_kernel"], "--path-model", "no such file or folder"),
+    "dependency is a file": (lambda t: ["--path-yml", IRIS_DRAFT, "--path-model", EXAMPLES / "iris" / "iris_model",
+                                        "--path-dependency", EXAMPLES / "iris" / "iris_kernel" / "kernel.py"],
                              "--path-dependency", "not a folder"),
     "invalid draft": (lambda t: ["--path-yml", bad_draft(t)], "--path-yml", "deployment_name"),
     "draft without deployment name": (lambda t: ["--path-yml", unnamed_draft(t)], "--path-yml", "deployment name"),

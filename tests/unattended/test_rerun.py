@@ -21,7 +21,7 @@ cli = functools.partial(run_cli, timeout=300)
 
 def iris_with_a_monitor(tmp_path: Path, home: Path) -> Path:
     """The iris draft with a generic_metrics monitor on a volume holding two predicted images."""
-    draft = yaml.safe_load((EXAMPLES / "deployment_metadata.draft.yml").read_text())
+    draft = yaml.safe_load((EXAMPLES / "iris" / "deployment_metadata.draft.yml").read_text())
     draft["openscale_custom_metric_provider"] = {
         "generic_metrics": {
             "dir_gt": "eval/gt", "dir_pred": "eval/pred", "most_recent": 1, "volume_display_name": "IrisVolume",
@@ -40,7 +40,8 @@ def iris_with_a_monitor(tmp_path: Path, home: Path) -> Path:
 
 def test_running_twice_keeps_the_monitor_history(tmp_path, runtime, mlops_home):
     arguments = ("pipeline", "run", "--path-yml", iris_with_a_monitor(tmp_path, mlops_home), "--path-model",
-                 EXAMPLES / "model", "--path-dependency", EXAMPLES / "deployment", "--eval-images", "0")
+                 EXAMPLES / "iris" / "iris_model", "--path-dependency", EXAMPLES / "iris" / "iris_kernel",
+                 "--eval-images", "0")
     first = cli(*arguments)
     assert first.returncode == 0, first.stderr[-3000:]
     before = json.loads(cli("monitor", "history", "--name", "iris-logistic", "--json").stdout)["runs"]

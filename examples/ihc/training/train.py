@@ -10,7 +10,7 @@ names; when it has no images, synthetic tiles are generated into it first.
 and ``metadata.json`` (classes, colours, feature version, held-out accuracy).
 Progress goes to stdout; any failure exits non-zero with the reason on stderr.
 
-The script needs ``../synthetic.py`` and ``../deployment/ihc_pixels.py`` (the same
+The script needs ``../synthetic.py`` and ``../ihc_kernel/ihc_pixels.py`` (the same
 feature code the kernel runs), so submit the whole ``examples/ihc`` folder as the
 job's folder of scripts, with ``training/train.py`` as the main file.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE_DIR = HERE.parent
-for _extra in (EXAMPLE_DIR, EXAMPLE_DIR / "deployment"):
+for _extra in (EXAMPLE_DIR, EXAMPLE_DIR / "ihc_kernel"):
     if str(_extra) not in sys.path:
         sys.path.insert(0, str(_extra))
 

@@ -8,9 +8,9 @@ model = None
 
 
 def init():
-    """Load the linear model's weights from the deployment folder."""
+    """Load the linear model's weights from the model folder (``AZUREML_MODEL_DIR``, as on Azure ML)."""
     global model
-    folder = Path(os.environ.get("AZUREML_MODEL_DIR", Path(__file__).parent))
+    folder = Path(os.environ["AZUREML_MODEL_DIR"])
     model = json.loads((folder / "weights.json").read_text())
 
 

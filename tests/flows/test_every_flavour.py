@@ -1,0 +1,114 @@
+"""Every kernel flavour through the user flow, with the README's commands: ``mlops prepare stage`` then
+``mlops deploy create`` (and ``mlops pipeline run``), answering the folder's sample request over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+EXAMPLES = ROOT / "examples"
+MLOPS = Path(sys.executable).with_name("mlops")
+
+pytestmark = pytest.mark.slow
+
+
+def mlops(*args: object, env: dict) -> subprocess.CompletedProcess:
+    """The installed ``mlops`` command, as a user types it (no terminal)."""
+    return subprocess.run([str(MLOPS), *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          cwd=ROOT, env=env, timeout=240)
+
+
+@pytest.fixture
+def env(mlops_home: Path):
+    """This test's environment, with a runtime port of its own; the runtime is stopped afterwards."""
+    environment = {**os.environ, "MLOPS_RUNTIME_PORT": str(free_port())}
+    yield environment
+    mlops("runtime", "stop", env=environment)
+
+
+@pytest.fixture(scope="module")
+def sklearn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The estimator example's model file, trained by its script as the README says."""
+    out = tmp_path_factory.mktemp("sklearn") / "model.joblib"
+    subprocess.run([sys.executable, str(EXAMPLES / "sklearn" / "train.py"), "--out", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+def flavours(sklearn_model: Path) -> dict[str, tuple]:
+    """Flavour -> (model, deployment folder, draft, deployment name, extra deploy options)."""
+    return {
+        "edi": (EXAMPLES / "iris" / "iris_model", EXAMPLES / "iris" / "iris_kernel",
+                EXAMPLES / "iris" / "deployment_metadata.draft.yml", "iris-logistic", ()),
+        "sklearn": (sklearn_model, EXAMPLES / "sklearn" / "sklearn_estimator",
+                    EXAMPLES / "sklearn" / "deployment_metadata.draft.yml", "sklearn-classifier", ()),
+        "scoring": (EXAMPLES / "scoring_script" / "weights.json", EXAMPLES / "scoring_script" / "scoring_app",
+                    EXAMPLES / "scoring_script" / "deployment_metadata.draft.yml", "linear-scoring",
+                    ("--kernel-filename", "score.py")),
+    }
+
+
+def check_answer(flavour: str, url: str, folder: Path) -> None:
+    """The deployment answers its folder's sample request like the flavour should."""
+    sample = json.loads((folder / "sample_request.json").read_text())
+    answer = httpx.post(url, json=sample, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    if flavour == "edi":
+        assert body["status"] == "finished" and body["predictions"][0]["label"] in ("setosa", "versicolor", "virginica")
+    elif flavour == "sklearn":
+        probabilities = body["predictions"]
+        assert len(probabilities) == 2 and all(abs(sum(row) - 1) < 1e-9 for row in probabilities)
+    else:
+        assert body == {"predictions": [4.75, 0.25]}
+
+
+@pytest.mark.parametrize("flavour", ["edi", "sklearn", "scoring"])
+def test_stage_then_deploy_create_serves_each_flavour(flavour, env, sklearn_model):
+    model, folder, draft, name, options = flavours(sklearn_model)[flavour]
+    staged = mlops("prepare", "stage", "--path-model", model, "--path-dependency", folder, "--path-yml", draft, env=env)
+    assert staged.returncode == 0, staged.stderr
+    model_asset_id = staged.stdout.strip().splitlines()[-1]
+    created = mlops("deploy", "create", "--name", name, "--model-asset-id", model_asset_id, *options, env=env)
+    assert created.returncode == 0, created.stderr
+    url = created.stdout.strip().splitlines()[-1]
+    assert url.endswith(f"/dlim/v1/inference/{name}")
+    check_answer(flavour, url, folder)
+    entry = json.loads(mlops("config", "list", "--detail", "--json", env=env).stdout)[model_asset_id]
+    deployed = entry["wmla_deployment"]["deployed"]
+    assert deployed["model_asset_id"] == model_asset_id and deployed["model_asset_version"] == 1
+    if model.is_file():
+        view = json.loads(mlops("deploy", "view", "--name", name, "--json", env=env).stdout)
+        assert (Path(view["folder"]) / "model" / model.name).read_bytes() == model.read_bytes()
+
+
+@pytest.mark.parametrize("flavour", ["sklearn", "scoring"])
+def test_pipeline_run_deploys_each_flavour(flavour, env, sklearn_model):
+    model, folder, draft, name, _ = flavours(sklearn_model)[flavour]
+    run = mlops("pipeline", "run", "--path-yml", draft, "--path-model", model, "--path-dependency", folder,
+                "--eval-images", "0", env=env)
+    assert run.returncode == 0, run.stderr + run.stdout
+    url = next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("deployment URL: "))
+    check_answer(flavour, url, folder)
+
+
+def test_the_examples_share_one_space_without_colliding(env, sklearn_model, tmp_path):
+    """Every example stages into one space with no prompt and no -f: their asset names are their own."""
+    ihc_model = tmp_path / "ihc-pixel-classifier.npz"
+    ihc_model.write_bytes(b"stands in for the model A1 trains")
+    examples = [entry[:3] for entry in flavours(sklearn_model).values()]
+    examples.append((ihc_model, EXAMPLES / "ihc" / "ihc_kernel", EXAMPLES / "ihc" / "deployment_metadata.draft.yml"))
+    for model, folder, draft in examples:
+        staged = mlops("prepare", "stage", "--path-model", model, "--path-dependency", folder, "--path-yml", draft,
+                       env=env)
+        assert staged.returncode == 0, staged.stderr
+    names = [asset["name"] for asset in json.loads(mlops("space", "list", "--json", env=env).stdout)]
+    assert len(names) == 8 and len(set(names)) == 8
