@@ -54,11 +54,12 @@ def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mlo
     import json
     import signal
 
-    from pipeline_utils.backends.local.runtime import client
+    from pipeline_utils.backends.local.runtime.client import default_client
 
     monkeypatch.setenv("MLOPS_RUNTIME_PORT", str(free_port()))
     if "sklearn_folders" not in request.fixturenames:
         monkeypatch.setenv("MLOPS_RUNTIME_PRELOAD", "json")
+    client = default_client()
     base = client.ensure_daemon()
     yield base
     info = client.daemon_info()

@@ -22,10 +22,10 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from pipeline_utils.store import connect, register_schema, transaction
+from pipeline_utils.timeutil import from_epoch
 
 MAX_STRING_CHARS = 1024
 MAX_RECORD_BYTES = 16 * 1024
@@ -255,7 +255,7 @@ def payload_records(deployment: str, limit: int = 100) -> list[dict[str, Any]]:
         conn.close()
     return [
         {
-            "logged_at": datetime.fromtimestamp(r["logged_at"], timezone.utc).isoformat(timespec="seconds"),
+            "logged_at": from_epoch(r["logged_at"]),
             "status": r["status"],
             "elapsed_ms": r["elapsed_ms"],
             "request": json.loads(r["request_json"]),

@@ -46,15 +46,9 @@ def runs_dir() -> Path:
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    import psutil
+
+    return bool(pid) and psutil.pid_exists(pid)
 
 
 @dataclass

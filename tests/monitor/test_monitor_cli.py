@@ -31,8 +31,8 @@ def stage_command(tmp_path: Path, mutate=None):
         mutate(draft)
     path = tmp_path / "draft.yml"
     path.write_text(yaml.safe_dump(draft))
-    return cli("prepare", "stage", "--path-model", ROOT / "examples" / "model", "--path-dependency",
-               ROOT / "examples" / "deployment", "--path-yml", path, "-f")
+    return cli("prepare", "stage", "--path-model", ROOT / "examples" / "iris" / "iris_model", "--path-dependency",
+               ROOT / "examples" / "iris" / "iris_kernel", "--path-yml", path, "-f")
 
 
 def stage(tmp_path: Path, mutate=None) -> str:

@@ -129,7 +129,7 @@ def test_the_service_runs_definitions_through_its_evaluate_hook() -> None:
             return super().evaluate(deployment, subscription_id, monitor)
 
     write_pairs(["a.png", "b.png", "c.png"])
-    service = Recording()
+    service = Recording.from_environment(os.environ)
     setup = configure_monitors(
         "dep-h", entry(segmentation_metrics=monitor_config(), generic_metrics=monitor_config()), service=service
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from pipeline_utils.backends.local.runtime import client
 from pipeline_utils.errors import PipelineError
-from tests.conftest import free_port
+from tests.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -38,3 +39,15 @@ def test_busy_port_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("MLOPS_RUNTIME_PORT", str(busy.getsockname()[1]))
         with pytest.raises(PipelineError, match="MLOPS_RUNTIME_PORT"):
             client.ensure_daemon(timeout=10)
+
+
+def test_runtime_status_and_stop_commands_act_on_this_environments_daemon(runtime: str) -> None:
+    status = run_cli("runtime", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    record = json.loads(status.stdout)
+    assert record["running"] is True and record["base_url"] == runtime and record["pid"] == client.daemon_info()["pid"]
+    stopped = run_cli("runtime", "stop")
+    assert stopped.returncode == 0 and "runtime stopped" in stopped.stderr
+    assert client.daemon_info() is None
+    assert json.loads(run_cli("runtime", "status", "--json").stdout)["running"] is False
+    assert "the runtime is not running" in run_cli("runtime", "stop").stderr

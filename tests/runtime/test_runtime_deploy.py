@@ -85,3 +85,25 @@ def test_local_target_flow(runtime: str, echo_kernel: Path, tmp_path: Path) -> N
     assert not target.exists("flow")
     with pytest.raises(PipelineError, match="no deploy target named 'kubernetes' is installed"):
         get_deploy_target("kubernetes")
+
+
+@pytest.mark.slow
+def test_delete_removes_the_kernel_logs_so_a_new_deployment_of_that_name_starts_clean(
+    runtime: str, echo_kernel: Path
+) -> None:
+    target = get_deploy_target("local")
+    target.create("logged", echo_kernel)
+    target.start("logged")
+    target.wait_ready("logged")
+    first_pods = {kernel["pod"] for kernel in target.get("logged")["kernels"]}
+    assert any(line.endswith("echo kernel started") for line in target.logs("logged"))
+    folder = Path(target.get("logged")["logs"])
+    assert folder.is_dir()
+    target.delete("logged")
+    assert not folder.exists()
+    target.create("logged", echo_kernel)
+    assert target.logs("logged") == []
+    target.start("logged")
+    target.wait_ready("logged")
+    pods = {line.split(":", 1)[0] for line in target.logs("logged")}
+    assert pods == {kernel["pod"] for kernel in target.get("logged")["kernels"]} and not pods & first_pods

@@ -40,7 +40,7 @@ def test_staging_refuses_a_deployment_name_another_entry_holds(mlops_home, tmp_p
     result = run_cli("prepare", "stage", "--path-model", weights, "--path-dependency",
                      EXAMPLES / "iris" / "iris_kernel", "--path-yml", DRAFT, "-f")
     assert result.returncode == 4
-    assert f"'iris-logistic' belongs to metadata entry {first} (model.zip)" in result.stderr
+    assert f"'iris-logistic' belongs to metadata entry {first} (iris_model.zip)" in result.stderr
     assert state_snapshot(mlops_home) == before
     assert stage(weights, draft(tmp_path, None), "-f") != first
 

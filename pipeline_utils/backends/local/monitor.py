@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
+from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, Conflict, NotFound
 from pipeline_utils.monitor.model import Measurement, MonitorInstance, MonitorStatus, Run
 from pipeline_utils.monitor.service import MonitorService
@@ -57,15 +59,6 @@ _RUN_COLUMNS = (
 )
 
 
-@contextmanager
-def _db() -> Iterator[sqlite3.Connection]:
-    conn = connect()
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def _run_from_row(row: sqlite3.Row, deployment: str) -> Run:
     return Run(
         run_id=row["run_id"],
@@ -99,13 +92,29 @@ def _run_row(run: Run) -> tuple:
 
 
 class LocalMonitorService(MonitorService):
-    """The monitor service of the local backend, on the shared SQLite state database; evaluates in-process."""
+    """The monitor service of the local backend, on ``home``'s SQLite state database; evaluates in-process."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> LocalMonitorService:
+        """The monitor service of ``$MLOPS_HOME`` (default ``~/.mlops``)."""
+        return cls(mlops_home(environ))
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = connect(self.home)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def create_subscription(self, deployment: str, model_asset_id: str | None = None) -> str:
         """Subscribe ``deployment`` (idempotent: the existing subscription is kept, with ``model_asset_id``)."""
         if not isinstance(deployment, str) or not deployment.strip():
             raise BadInput(f"deployment name must be a non-empty string, got {deployment!r}", field="name")
-        with _db() as conn, transaction(conn):
+        with self._db() as conn, transaction(conn):
             row = conn.execute(
                 "SELECT subscription_id FROM monitor_subscriptions WHERE deployment = ?", (deployment,)
             ).fetchone()
@@ -125,7 +134,7 @@ class LocalMonitorService(MonitorService):
 
     def subscription_id(self, deployment: str) -> str | None:
         """The subscription id of ``deployment``, or None when it has none."""
-        with _db() as conn:
+        with self._db() as conn:
             row = conn.execute(
                 "SELECT subscription_id FROM monitor_subscriptions WHERE deployment = ?", (deployment,)
             ).fetchone()
@@ -147,7 +156,7 @@ class LocalMonitorService(MonitorService):
         checked = {monitor_id: check_monitor(monitor_id, raw) for monitor_id, raw in provider.items()}
         subscription_id = self._require_subscription(deployment)
         created = now_iso()
-        with _db() as conn, transaction(conn):
+        with self._db() as conn, transaction(conn):
             existing = {
                 r[0]: r[1]
                 for r in conn.execute(
@@ -197,7 +206,7 @@ class LocalMonitorService(MonitorService):
         if deployment is not None:
             query += " WHERE s.deployment = ?"
             args = (deployment,)
-        with _db() as conn:
+        with self._db() as conn:
             rows = conn.execute(query + " ORDER BY s.deployment, i.monitor_id", args).fetchall()
         return [
             MonitorInstance(
@@ -231,7 +240,7 @@ class LocalMonitorService(MonitorService):
 
     def store_runs(self, runs: list[Run]) -> None:
         """Store evaluation runs in one transaction (their monitors must exist)."""
-        with _db() as conn, transaction(conn):
+        with self._db() as conn, transaction(conn):
             conn.executemany(
                 f"INSERT INTO monitor_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", [_run_row(r) for r in runs]
             )
@@ -240,7 +249,7 @@ class LocalMonitorService(MonitorService):
         """Each monitor of ``deployment`` with its latest run."""
         instances = self._instances(deployment, None)
         result = []
-        with _db() as conn:
+        with self._db() as conn:
             for instance in instances:
                 row = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM monitor_runs WHERE subscription_id = ? AND monitor_id = ?"
@@ -253,7 +262,7 @@ class LocalMonitorService(MonitorService):
     def history(self, deployment: str, monitor_id: str | None = None, limit: int | None = None) -> list[Run]:
         """Stored runs, oldest first (the last ``limit`` per monitor when given)."""
         runs: list[Run] = []
-        with _db() as conn:
+        with self._db() as conn:
             for instance in self._instances(deployment, monitor_id):
                 rows = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM monitor_runs WHERE subscription_id = ? AND monitor_id = ?"
@@ -267,7 +276,7 @@ class LocalMonitorService(MonitorService):
         """Delete the deployment's monitors (or one) with their runs; without ``monitor_id`` also the subscription."""
         instances = self._instances(deployment, monitor_id)
         subscription_id = instances[0].subscription_id if instances else self._require_subscription(deployment)
-        with _db() as conn, transaction(conn):
+        with self._db() as conn, transaction(conn):
             conn.execute(
                 "DELETE FROM monitor_runs WHERE subscription_id = ? AND (? IS NULL OR monitor_id = ?)",
                 (subscription_id, monitor_id, monitor_id),

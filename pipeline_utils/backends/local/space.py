@@ -1,6 +1,6 @@
 """The local deployment space: asset records and the metadata document in SQLite, contents as files.
 
-Asset contents are content-addressed files under ``$MLOPS_HOME/space/blobs``, written
+Asset contents are content-addressed files under ``<home>/space/blobs``, written
 completely before the row that makes them visible is committed, so a crash mid-stage
 leaves no half asset behind. Scratch files carry their writer's pid, so that those of a
 killed process are removed when the space is next opened.
@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pipeline_utils.config.settings import mlops_home
@@ -77,20 +77,16 @@ def copy_verified(source: Path, target: Path, sha256: str) -> None:
 
 
 def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 class LocalSpace(Space):
-    """A deployment space on this machine, under ``$MLOPS_HOME/space``."""
+    """A deployment space on this machine, under ``<home>/space`` with its records in ``home``'s database."""
 
-    def __init__(self, home: Path | None = None) -> None:
-        self.home = home or mlops_home()
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
         self.root = self.home / "space"
         self.blobs = self.root / "blobs"
         self.tmp = self.root / "tmp"
@@ -100,6 +96,11 @@ class LocalSpace(Space):
         self._add_kind_column()
         self.space_id = self._space_id()
         self._remove_stale_scratch()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> LocalSpace:
+        """The space of ``$MLOPS_HOME`` (default ``~/.mlops``)."""
+        return cls(mlops_home(environ))
 
     def _add_kind_column(self) -> None:
         """Databases made before asset kinds were recorded get the column (NULL: kind unknown)."""

@@ -36,5 +36,4 @@ class LocalVolumes(FolderVolumes):
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> LocalVolumes:
         """Volumes under ``$MLOPS_VOLUMES_DIR``, or ``$MLOPS_HOME/volumes`` by default."""
-        configured = environ.get("MLOPS_VOLUMES_DIR")
-        return cls(Path(configured).expanduser().resolve() if configured else None)
+        return cls(volumes_root(environ))

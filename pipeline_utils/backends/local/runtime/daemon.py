@@ -41,6 +41,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     HOST,
     INFERENCE_PREFIX,
     configured_port,
+    log_dir,
     runtime_dir,
 )
 from pipeline_utils.config.settings import mlops_home
@@ -263,6 +264,7 @@ class Runtime:
             raise BadInput(f"{source} looks like a {flavour} deployment, not {body['flavour']}", field="flavour")
         secrets = check_custom_args(body.get("custom_args"))
         profile = apply_changes(default_profile(), body.get("profile") or {})
+        shutil.rmtree(log_dir(self.home, name), ignore_errors=True)
         target = runtime_dir(self.home) / "repo" / name / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         await asyncio.get_running_loop().run_in_executor(None, lambda: shutil.copytree(source, target))
         record = {
@@ -290,6 +292,7 @@ class Runtime:
         records.delete(pool.name)
         self.metrics.forget(pool.name)
         shutil.rmtree(runtime_dir(self.home) / "repo" / pool.name, ignore_errors=True)
+        shutil.rmtree(log_dir(self.home, pool.name), ignore_errors=True)
         return json_response(200, {"deleted": pool.name})
 
     async def update(self, pool: Pool, body: dict[str, Any]) -> Response:
@@ -341,7 +344,7 @@ class Runtime:
             "profile": pool.profile,
             "enforcement": enforced,
             "kernels": [k.info() for k in pool.kernels],
-            "logs": str(runtime_dir(self.home) / "logs" / pool.name),
+            "logs": str(log_dir(self.home, pool.name)),
             "payload_log": {"enabled": pool.log_payloads, **self.payload_log.stats(pool.name)},
         }
 

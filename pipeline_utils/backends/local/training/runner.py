@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 
+from pipeline_utils.backends import create
 from pipeline_utils.backends.local.training import jobstore, logfiles, procs
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, NotFound, NotReady
@@ -30,30 +31,11 @@ from pipeline_utils.training.runner import (
     WorkerInfo,
 )
 from pipeline_utils.training.spec import JobSpec
+from pipeline_utils.volumes import StorageVolumes
 
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".git")
 VANISHED = "the job's processes are gone without a recorded end (supervisor ended or machine restarted)"
 POLL_SECONDS = 0.1
-
-
-def jobs_root() -> Path:
-    """The folder holding one folder per training job."""
-    root = mlops_home() / "training" / "jobs"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def data_folder(spec: JobSpec) -> Path | None:
-    """The job's data folder on this machine (its storage volume's ``local_path``), or None without data."""
-    from pipeline_utils.volumes import get_volumes
-
-    if spec.data_volume is None:
-        return None
-    spec.check_data()
-    local = get_volumes().local_path(spec.data_volume, spec.data_path)
-    if local is None:
-        raise BadInput(f"volume {spec.data_volume!r} is not mounted on this machine", field="data_volume")
-    return local
 
 
 def _new_job_id() -> str:
@@ -65,12 +47,37 @@ def _time(value: float | None) -> str | None:
 
 
 class LocalTrainingRunner(TrainingRunner):
-    """Runs jobs as local process groups and keeps their records in the state database."""
+    """Runs jobs as local process groups, with their folders and records in the state directory ``home``."""
+
+    def __init__(self, home: Path, volumes: StorageVolumes) -> None:
+        self.home = Path(home)
+        self.volumes = volumes
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> LocalTrainingRunner:
+        """The runner of ``$MLOPS_HOME``, reading job data from the storage volumes ``environ`` configures."""
+        return cls(mlops_home(environ), create("volumes", environ))
+
+    def jobs_root(self) -> Path:
+        """The folder holding one folder per training job: ``<home>/training/jobs``."""
+        root = self.home / "training" / "jobs"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def data_folder(self, spec: JobSpec) -> Path | None:
+        """The job's data folder on this machine (its storage volume's ``local_path``), or None without data."""
+        if spec.data_volume is None:
+            return None
+        spec.check_data()
+        local = self.volumes.local_path(spec.data_volume, spec.data_path)
+        if local is None:
+            raise BadInput(f"volume {spec.data_volume!r} is not mounted on this machine", field="data_volume")
+        return local
 
     def prepare(self, spec: JobSpec) -> Submission:
-        """Copy the scripts folder to ``$MLOPS_HOME/training/jobs/<job-id>/submission``."""
+        """Copy the scripts folder to ``<home>/training/jobs/<job-id>/submission``."""
         job_id = _new_job_id()
-        job_dir = jobs_root() / job_id
+        job_dir = self.jobs_root() / job_id
         staging = job_dir / ".submission.tmp"
         shutil.copytree(spec.scripts_dir, staging, ignore=COPY_IGNORE)
         submission = staging.rename(job_dir / "submission")
@@ -79,7 +86,7 @@ class LocalTrainingRunner(TrainingRunner):
     def submit(self, job: JobSpec | Submission) -> JobInfo:
         """Start the job's supervisor detached, record the job, and hand the environment to it."""
         spec = job if isinstance(job, JobSpec) else job.spec
-        data_dir = data_folder(spec)
+        data_dir = self.data_folder(spec)
         submission = self.prepare(job) if isinstance(job, JobSpec) else job
         if not (submission.submission_dir / spec.main_file).is_file():
             raise BadInput(f"{spec.main_file!r} is missing from {submission.submission_dir}", field="main_file")
@@ -104,7 +111,7 @@ class LocalTrainingRunner(TrainingRunner):
     def _record(self, submission: Submission, data_dir: Path, supervisor_pid: int) -> None:
         job_dir = submission.job_dir
         log_paths = [str(job_dir / "logs" / f"worker-{rank}.log") for rank in range(submission.spec.workers)]
-        with closing(connect()) as conn:
+        with closing(connect(self.home)) as conn:
             jobstore.insert_job(
                 conn,
                 {
@@ -121,8 +128,7 @@ class LocalTrainingRunner(TrainingRunner):
             )
 
     def _start_supervisor(self, job_id: str, job_dir: Path) -> subprocess.Popen:
-        env = dict(os.environ)
-        env["MLOPS_HOME"] = str(mlops_home())
+        env = {**os.environ, "MLOPS_HOME": str(self.home)}
         with open(job_dir / "supervisor.log", "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "pipeline_utils.backends.local.training.supervisor", job_id],
@@ -136,12 +142,12 @@ class LocalTrainingRunner(TrainingRunner):
 
     def get(self, job_id: str) -> JobInfo:
         """The job's record, with a job whose processes are all gone shown as failed."""
-        with closing(connect()) as conn:
+        with closing(connect(self.home)) as conn:
             return self._info(conn, job_id)
 
     def list(self) -> list[JobInfo]:
         """All jobs, oldest first."""
-        with closing(connect()) as conn:
+        with closing(connect(self.home)) as conn:
             return [self._info(conn, job_id) for job_id in jobstore.job_ids(conn)]
 
     def logs(self, job_id: str, follow: bool = False) -> Iterator[str]:
@@ -172,7 +178,7 @@ class LocalTrainingRunner(TrainingRunner):
                 message=f"training job {job_id} already {info.status.value}{code}; nothing to stop",
                 job=info,
             )
-        with closing(connect()) as conn:
+        with closing(connect(self.home)) as conn:
             jobstore.request_stop(conn, job_id)
             pgid = self._end_group(conn, job_id, grace)
             row = jobstore.load_job(conn, job_id)
