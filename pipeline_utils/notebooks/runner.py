@@ -184,6 +184,25 @@ def _ipc_kernel_manager(folder: Path, log_path: Path):
     return IPCKernelManager
 
 
+_INTERRUPTED = threading.Event()
+_NOISY_LOGGERS = ("asyncio", "papermill", "nbclient", "traitlets", "jupyter_client")
+
+
+def _quiet_after_interrupt(record: object) -> bool:
+    """A logging filter: once Ctrl-C was pressed, kernel shut-down noise (a kernel that died of the same Ctrl-C,
+    nbclient's unretrieved task) stays off the terminal; the run's one line says what happened."""
+    return not _INTERRUPTED.is_set()
+
+
+def _silence_noise_after_interrupt() -> None:
+    import logging
+
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _quiet_after_interrupt not in logger.filters:
+            logger.addFilter(_quiet_after_interrupt)
+
+
 @contextlib.contextmanager
 def _interrupt_once() -> Iterator[None]:
     """The first Ctrl-C interrupts; later ones are ignored until the block (which records the end) is over.
@@ -200,8 +219,10 @@ def _interrupt_once() -> Iterator[None]:
 
     def first_interrupt(signum, frame) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _INTERRUPTED.set()
         raise KeyboardInterrupt
 
+    _silence_noise_after_interrupt()
     signal.signal(signal.SIGINT, first_interrupt)
     try:
         yield

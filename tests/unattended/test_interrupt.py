@@ -108,3 +108,22 @@ def test_an_interrupted_notebook_is_recorded_before_run_interrupted_is_raised(tm
     assert "RunInterrupted: sleepy.ipynb interrupted" in stderr.strip().splitlines()[-1]
     run = json.loads(cli("runs", "list", "--json").stdout)[0]
     assert run["status"] == "interrupted" and run["error"] == "sleepy.ipynb interrupted"
+
+
+def test_after_ctrl_c_kernel_shutdown_noise_stays_off_the_terminal():
+    """What a kernel killed by the same Ctrl-C makes nbclient and asyncio log is not shown; before it, it is."""
+    script = """
+import logging, os, signal
+from pipeline_utils.notebooks import runner
+logging.getLogger("papermill").error("shown before Ctrl-C")
+try:
+    with runner._interrupt_once():
+        os.kill(os.getpid(), signal.SIGINT)
+except KeyboardInterrupt:
+    pass
+logging.getLogger("papermill").error("Kernel died while waiting for execute reply.")
+logging.getLogger("asyncio").error("Task exception was never retrieved")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "shown before Ctrl-C"
