@@ -13,9 +13,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.errors import BadInput
 
-DEPLOYMENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENTRY_FIELDS = (
     "deployment_id",
     "deployment_space_id",
@@ -89,10 +89,8 @@ def _text(value: Any) -> str:
 
 
 def _deployment_name(value: Any) -> str:
-    if not isinstance(value, str) or not DEPLOYMENT_NAME.match(value):
-        raise ValueError(
-            "must be 1-63 lowercase letters, digits and hyphens, starting and ending with a letter or digit"
-        )
+    if not is_deployment_name(value):
+        raise ValueError(DEPLOYMENT_NAME_RULE)
     return value
 
 

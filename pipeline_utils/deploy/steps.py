@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends import get_deploy_target, get_space
-from pipeline_utils.config.schema import entry_problems
+from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
 from pipeline_utils.deploy.submission import sample_request
@@ -59,10 +59,9 @@ def read_entry(model_asset_id: str, deployment_name: str | None, *, update: bool
     name = deployment_name or own
     if not name:
         raise BadInput(f"entry {model_asset_id} has no deployment_name; give one with --name", field="--name")
+    if not is_deployment_name(name):
+        raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="--name")
     named = {**entry, "wmla_deployment": {**wmla, "deployment_name": name}}
-    problems = entry_problems(named)
-    if problems:
-        raise BadInput(problems[0], field="--name")
     target = get_deploy_target()
     if update:
         if not target.exists(name):

@@ -1,20 +1,37 @@
-"""The deployment space: assets with ids and versions, the metadata document, and staging into it."""
+"""The deployment space: assets with ids and versions, the metadata document, and staging into it.
 
-from pipeline_utils.backends import get_space
-from pipeline_utils.space.base import FILE, FOLDER, METADATA_FILENAME, Asset, AssetVersion, Space
-from pipeline_utils.space.staging import ABORT, NEW, OVERWRITE, StageResult, stage
+Names are imported on first use, so importing ``pipeline_utils.space.base`` stays cheap (no pydantic).
+"""
 
-__all__ = [
-    "ABORT",
-    "FILE",
-    "FOLDER",
-    "METADATA_FILENAME",
-    "NEW",
-    "OVERWRITE",
-    "Asset",
-    "AssetVersion",
-    "Space",
-    "StageResult",
-    "get_space",
-    "stage",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ABORT": "staging",
+    "FILE": "base",
+    "FOLDER": "base",
+    "METADATA_FILENAME": "base",
+    "NEW": "staging",
+    "OVERWRITE": "staging",
+    "Asset": "base",
+    "AssetVersion": "base",
+    "Space": "base",
+    "StageResult": "staging",
+    "stage": "staging",
+}
+
+__all__ = sorted([*_EXPORTS, "get_space"])
+
+
+def get_space(backend: str | None = None):
+    """The configured deployment space (see :mod:`pipeline_utils.backends`)."""
+    from pipeline_utils.backends import get_space as configured
+
+    return configured(backend)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

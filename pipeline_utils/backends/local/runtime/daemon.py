@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -44,18 +43,18 @@ from pipeline_utils.backends.local.runtime.settings import (
     log_dir,
     runtime_dir,
 )
+from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError, Unavailable
 from pipeline_utils.fsutil import atomic_write_text
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ADMIN_BODY_LIMIT = 1 << 20
 
 
 def check_name(name: Any) -> str:
     """A deployment name: lowercase letters, digits and hyphens."""
-    if not isinstance(name, str) or not NAME.match(name):
-        raise BadInput(f"{name!r} must be lowercase letters, digits and hyphens", field="name")
+    if not is_deployment_name(name):
+        raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="name")
     return name
 
 
