@@ -3,9 +3,11 @@
 The daemon serves every deployment at ``http://127.0.0.1:<port>/dlim/v1/inference/<name>``. A
 :class:`RuntimeClient` holds its state directory and port, so clients of different state directories work
 side by side in one process; :meth:`RuntimeClient.from_environment` reads them from ``$MLOPS_HOME`` and
-``$MLOPS_RUNTIME_PORT`` (default 8780). Custom-arg values travel to the daemon in the request body over
-loopback and are never stored. Scripts and tests may call the methods as functions of this module
-(``client.create(...)``): each acts on :func:`default_client`, built from this process's environment.
+``$MLOPS_RUNTIME_PORT`` (default 8780). The control plane (create, start, stop, delete, profile, shutdown) is
+reached only over the owner-only Unix socket ``runtime/control.sock``, never over TCP; custom-arg values travel
+to the daemon there, in the request body, and are never stored. Scripts and tests may call the methods as
+functions of this module (``client.create(...)``): each acts on :func:`default_client`, built from this process's
+environment.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from pipeline_utils.backends.local.runtime.settings import (
     INFERENCE_PREFIX,
     PORT_ENV,
     configured_port,
+    control_socket,
     runtime_dir,
+    socket_address,
 )
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import NotReady, Unavailable, error_for_status
 
 _STARTED: dict[int, subprocess.Popen] = {}
+CONTROL_BASE_URL = "http://mlops-runtime"
 _NOT_SERVING = ("failed", "stopped", "needs-custom-args")
 
 
@@ -55,12 +60,19 @@ class RuntimeClient:
         """The client of ``$MLOPS_HOME`` on ``$MLOPS_RUNTIME_PORT`` (default 8780)."""
         return cls(mlops_home(environ), configured_port(environ))
 
+    def _control(self, method: str, path: str, body: Any = None, timeout: float | None = 60.0) -> httpx.Response:
+        """One request to the control plane, over the owner-only Unix socket (never over TCP)."""
+        with socket_address(control_socket(self.home)) as address:
+            transport = httpx.HTTPTransport(uds=address)
+            with httpx.Client(transport=transport, base_url=CONTROL_BASE_URL, timeout=timeout) as http:
+                return http.request(method, path, json=body)
+
     def daemon_info(self) -> dict[str, Any] | None:
         """The running daemon's pid and port for this state directory, or None when none answers."""
         path = runtime_dir(self.home) / "daemon.json"
         try:
             info = json.loads(path.read_text())
-            response = httpx.get(f"{daemon_url(info)}/admin/health", timeout=2.0)
+            response = self._control("GET", "/admin/health", timeout=2.0)
             if response.status_code == 200 and response.json().get("pid") == info["pid"]:
                 return info
         except (OSError, ValueError, KeyError, httpx.HTTPError):
@@ -107,8 +119,8 @@ class RuntimeClient:
         info = self.daemon_info()
         if info is None:
             return False
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{daemon_url(info)}/admin/shutdown", timeout=5.0)
+        with contextlib.suppress(httpx.HTTPError, OSError):
+            self._control("POST", "/admin/shutdown", timeout=5.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(info["pid"]):
@@ -121,11 +133,11 @@ class RuntimeClient:
         return f"{self.ensure_daemon()}{INFERENCE_PREFIX}{name}"
 
     def _call(self, method: str, path: str, body: Any = None, timeout: float | None = 60.0) -> Any:
-        url = f"{self.ensure_daemon()}{path}"
+        self.ensure_daemon()
         try:
-            response = httpx.request(method, url, json=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"runtime daemon unreachable at {url}: {exc}") from None
+            response = self._control(method, path, body, timeout)
+        except (httpx.HTTPError, OSError) as exc:
+            raise Unavailable(f"runtime daemon unreachable at {control_socket(self.home)}: {exc}") from None
         if response.status_code >= 400:
             try:
                 message = response.json().get("error") or response.text

@@ -15,8 +15,11 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +42,12 @@ from pipeline_utils.backends.local.runtime.settings import (
     DEFAULT_PORT,
     HOST,
     INFERENCE_PREFIX,
+    LOOPBACK_NAMES,
     configured_port,
+    control_socket,
     log_dir,
     runtime_dir,
+    socket_address,
 )
 from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.config.settings import mlops_home
@@ -68,6 +74,54 @@ def check_custom_args(values: Any) -> dict[str, str]:
         if not isinstance(key, str) or not key.isidentifier():
             raise BadInput(f"name {key!r} is not a valid Python identifier", field="custom_args")
     return {k: str(v) for k, v in values.items()}
+
+
+def foreign_request(request: Request) -> str | None:
+    """Why a TCP request is refused: a Host that is not loopback (DNS rebinding), or any web page's Origin."""
+    host = request.headers.get("host")
+    if host is not None and host.rsplit(":", 1)[0] not in LOOPBACK_NAMES:
+        return f"Host {host!r} is not accepted: the runtime answers on loopback names only"
+    if "origin" in request.headers:
+        return "requests from web pages (an Origin header) are not accepted; no CORS access is granted"
+    return None
+
+
+async def answer(route: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """Run ``route``; typed errors become their HTTP status here, in one place."""
+    try:
+        return await route(request)
+    except PipelineError as exc:
+        return error_response(exc)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return error_response(BadInput(f"request body is not valid JSON: {exc}"))
+
+
+class ControlPlane:
+    """The admin API (create, start, stop, delete, profile, shutdown), served on the owner-only Unix socket."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def body_limit(self, path: str) -> int:
+        return ADMIN_BODY_LIMIT
+
+    async def handle(self, request: Request) -> Response:
+        if not request.path.startswith("/admin/"):
+            return error(404, f"no control route for {request.method} {request.path}")
+        return await answer(self.runtime.admin, request)
+
+
+class OwnerOnlyProtocol(HttpProtocol):
+    """A control connection, closed at once unless the kernel says its peer runs as this daemon's user."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _, uid, _ = struct.unpack("3i", credentials)
+        if uid != os.getuid():
+            transport.abort()
+            return
+        super().connection_made(transport)
 
 
 def _object(request: Request) -> dict[str, Any]:
@@ -108,13 +162,11 @@ class Runtime:
     # -- routing ---------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
-        """Route one request; typed errors become their HTTP status here, in one place."""
-        try:
-            return await self.route(request)
-        except PipelineError as exc:
-            return error_response(exc)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return error_response(BadInput(f"request body is not valid JSON: {exc}"))
+        """Answer one request on the TCP port (inference, ``/v2``, ``/metrics``): loopback Hosts only, no web page."""
+        refusal = foreign_request(request)
+        if refusal:
+            return error(403, refusal)
+        return await answer(self.route, request)
 
     async def route(self, request: Request) -> Response:
         path = request.path
@@ -128,7 +180,7 @@ class Runtime:
             text = self.metrics.render(self._gauges)
             return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         if path.startswith("/admin/"):
-            return await self.admin(request)
+            raise NotFound(f"{path}: the control plane is served on its owner's Unix socket only, not on TCP")
         return error(404, f"no route for {request.method} {path}")
 
     async def infer(self, name: str, kind: int, body: bytes) -> Response:
@@ -403,6 +455,21 @@ class Runtime:
         await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
 
 
+async def serve_control_plane(runtime: Runtime, home: Path) -> asyncio.AbstractServer:
+    """Listen on ``runtime/control.sock``, created with mode 0600 (umask), in the 0700 runtime folder."""
+    path = control_socket(home)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    previous = os.umask(0o177)
+    try:
+        with socket_address(path) as address:
+            return await asyncio.get_running_loop().create_unix_server(
+                lambda: OwnerOnlyProtocol(ControlPlane(runtime)), address
+            )
+    finally:
+        os.umask(previous)
+
+
 async def serve(port: int) -> None:
     """Run the daemon until SIGTERM/SIGINT or an admin shutdown."""
     home = mlops_home()
@@ -410,6 +477,7 @@ async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(runtime), HOST, port, backlog=1024)
     runtime.port = server.sockets[0].getsockname()[1]
+    control = await serve_control_plane(runtime, home)
     info = {"pid": os.getpid(), "port": runtime.port, "started_at": runtime.started_at}
     atomic_write_text(runtime_dir(home) / "daemon.json", json.dumps(info))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -420,6 +488,7 @@ async def serve(port: int) -> None:
     await runtime.shutdown_event.wait()
     keeper.cancel()
     server.close()
+    control.close()
     await runtime.close()
     with contextlib.suppress(FileNotFoundError):
         (runtime_dir(home) / "daemon.json").unlink()

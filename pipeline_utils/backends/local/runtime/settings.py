@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pipeline_utils.config.settings import mlops_home
@@ -14,13 +15,36 @@ PORT_ENV = "MLOPS_RUNTIME_PORT"
 HOST = "127.0.0.1"
 INFERENCE_PREFIX = "/dlim/v1/inference/"
 ALREADY_RUNNING = 3
+MAX_SOCKET_PATH = 100
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
 def runtime_dir(home: Path | None = None) -> Path:
-    """``$MLOPS_HOME/runtime``: the daemon's pid/port file, lock, logs and deployment folders."""
+    """``$MLOPS_HOME/runtime`` (mode 0700): the daemon's control socket, pid/port file, lock, logs, deployments."""
     path = (home or mlops_home()) / "runtime"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
     return path
+
+
+def control_socket(home: Path | None = None) -> Path:
+    """The control plane's Unix socket, ``runtime/control.sock`` (mode 0600 in a 0700 folder: its owner only)."""
+    return runtime_dir(home) / "control.sock"
+
+
+@contextlib.contextmanager
+def socket_address(path: Path) -> Iterator[str]:
+    """An address for ``path`` that fits AF_UNIX's 108 bytes: the path itself, or, when it is longer, the same
+    file reached through ``/proc/self/fd`` of an open handle on its folder (Linux)."""
+    if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
+        yield str(path)
+        return
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
 
 
 def log_dir(home: Path, name: str) -> Path:
