@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.notebooks import runs
 
 RUN_ID_ENV = "MLOPS_RUN_ID"
@@ -34,6 +34,7 @@ NOTEBOOKS_DIR = (
 )
 DEFAULT_CELL_TIMEOUT = 600
 DEFAULT_START_TIMEOUT = 60
+MIN_SECRET_LENGTH = 4
 _ENV_LOCK = threading.Lock()
 
 
@@ -115,8 +116,16 @@ def _mask(text: str, values: list[str]) -> str:
 
 
 def _secret_values(secrets: Mapping[str, str]) -> list[str]:
-    """Secret values worth masking, longest first so overlapping values mask fully."""
-    return sorted({v for v in secrets.values() if v and len(v) >= 3}, key=len, reverse=True)
+    """The values to mask, longest first so overlapping values mask fully; one too short to mask safely (it
+    would match ordinary text, and what is left unmasked would give it away) is refused."""
+    for name, value in secrets.items():
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            raise BadInput(
+                f"the secret value is shorter than {MIN_SECRET_LENGTH} characters, too short to mask safely in "
+                "executed notebooks and logs; use a longer one",
+                field=name,
+            )
+    return sorted({v for v in secrets.values() if v}, key=len, reverse=True)
 
 
 def _check_parameters(parameters: Mapping, secret_values: list[str]) -> None:
@@ -245,11 +254,19 @@ def _stream_cell_output_to_stderr() -> None:
         logger.propagate = False
 
 
-def _keep_kernel_log(path: Path, secret_values: list[str]) -> None:
+def _publish(working_copy: Path, target: Path, secret_values: list[str]) -> None:
+    """Move a file from the run's private folder into ``runs/``, secrets masked first, in one atomic write:
+    nothing unmasked is ever readable there, not even while the notebook runs (papermill saves every cell)."""
+    from pipeline_utils.fsutil import atomic_write_text
+
+    _scrub_file(working_copy, secret_values)
+    atomic_write_text(target, working_copy.read_text(encoding="utf-8"))
+
+
+def _keep_kernel_log(path: Path, target: Path, secret_values: list[str]) -> None:
     """Keep the kernel's log beside the executed copy only when it says something (secrets masked)."""
-    if path.is_file() and path.stat().st_size == 0:
-        path.unlink()
-    _scrub_file(path, secret_values)
+    if path.is_file() and path.stat().st_size > 0:
+        _publish(path, target, secret_values)
 
 
 def _scrub_file(path: Path, secret_values: list[str]) -> None:
@@ -324,13 +341,13 @@ def run_notebook(
             SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
         }
         status, error = runs.INTERRUPTED, f"{source.name} interrupted"
-        sockets = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
-        kernel_log = output.with_suffix(".kernel.log")
+        private = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
+        working_copy, kernel_log = private / output.name, private / output.with_suffix(".kernel.log").name
         try:
             with _kernel_environment(environment):
                 papermill.execute_notebook(
                     str(source),
-                    str(output),
+                    str(working_copy),
                     parameters=parameters,
                     kernel_name="python3",
                     report_mode=report_mode,
@@ -339,7 +356,7 @@ def run_notebook(
                     progress_bar=sys.stderr.isatty() if progress is None else progress,
                     cwd=str(cwd) if cwd else None,
                     log_output=stream_output,
-                    kernel_manager_class=_ipc_kernel_manager(sockets, kernel_log),
+                    kernel_manager_class=_ipc_kernel_manager(private, kernel_log),
                 )
             status, error = runs.SUCCEEDED, None
         except KeyboardInterrupt:
@@ -347,11 +364,11 @@ def run_notebook(
         except Exception as exc:
             status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
         finally:
-            shutil.rmtree(sockets, ignore_errors=True)
-            if not output.exists():
-                shutil.copyfile(source, output)
-            _scrub_file(output, secret_values)
-            _keep_kernel_log(kernel_log, secret_values)
+            if not working_copy.exists():
+                shutil.copyfile(source, working_copy)
+            _publish(working_copy, output, secret_values)
+            _keep_kernel_log(kernel_log, output.with_suffix(".kernel.log"), secret_values)
+            shutil.rmtree(private, ignore_errors=True)
             runs.finish_notebook(run_id, seq, status, error)
             if own_run:
                 runs.finish_run(run_id, status, error)

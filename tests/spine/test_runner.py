@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 
 import nbformat
@@ -177,3 +178,41 @@ def test_notebooks_left_running_end_with_their_run(tmp_path, mlops_home):
     run = get_run(run_id)
     assert run.status == "interrupted" and run.started_at.endswith("+00:00")
     assert [(nb.status, nb.ended_at is not None) for nb in run.notebooks] == [("interrupted", True)] * 2
+
+
+def test_runs_never_holds_an_unmasked_copy_even_while_the_notebook_runs(tmp_path, mlops_home):
+    """papermill saves the executed copy after every cell: that copy stays in a private folder until scrubbed."""
+    import threading
+    import time
+
+    secret = "live-secret-value-4242"
+    source = make_notebook(tmp_path / "slow.ipynb", "import os\nprint(os.environ['API_TOKEN'])",
+                           "import time\ntime.sleep(3)")
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for path in (mlops_home / "runs").rglob("*"):
+                if path.is_file() and secret.encode() in path.read_bytes():
+                    seen.append(str(path))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run_notebook(source, secrets={"API_TOKEN": secret})
+    finally:
+        done.set()
+        watcher.join()
+    assert result.ok and seen == []
+    assert "********" in result.output_path.read_text() and stat.S_IMODE(result.output_path.stat().st_mode) & 0o077 == 0
+
+
+def test_a_secret_too_short_to_mask_is_refused_before_anything_runs(tmp_path, mlops_home):
+    from pipeline_utils.errors import BadInput
+
+    source = make_notebook(tmp_path / "n.ipynb", "pass")
+    with pytest.raises(BadInput, match=r"^TOKEN: the secret value is shorter than 4 characters"):
+        run_notebook(source, secrets={"TOKEN": "abc"})
+    assert list_runs() == []
