@@ -10,7 +10,9 @@ keys. Each deployment keeps at most ``MAX_RECORDS`` records, oldest dropped firs
 and in numbers whose text contains one; a record whose JSON text would still contain one (only possible for
 values made of JSON punctuation) is stored as ``"***"``. :func:`log_payloads` writes many records in one
 transaction (the runtime's background writer uses it); :func:`decode_body` turns a raw HTTP body into what
-is stored, parsing JSON only below ``MAX_PARSE_BYTES`` (larger bodies are kept as size and SHA-256).
+is stored, parsing JSON only below ``MAX_PARSE_BYTES`` and ``MAX_DEPTH`` levels of nesting (other bodies are
+kept as size and SHA-256). A value that still cannot be encoded is stored as a marker, so one odd record
+never sinks the others written with it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 from pipeline_utils.store import connect, register_schema, transaction
 from pipeline_utils.timeutil import from_epoch
 
@@ -132,19 +135,38 @@ def _capped_json(value: Any, secrets: Sequence[str] = ()) -> str:
     return text
 
 
+def _stored_json(value: Any, secrets: Sequence[str]) -> str:
+    """``_capped_json``, or a marker when ``value`` cannot be encoded (nested too deep, circular)."""
+    try:
+        return _capped_json(value, secrets)
+    except (RecursionError, ValueError, TypeError) as exc:
+        return json.dumps({"_truncated": True, "_reason": f"not encodable ({type(exc).__name__})"})
+
+
+def _body_marker(raw: bytes, reason: str) -> dict[str, Any]:
+    """What is stored instead of a body that is not parsed: its size and SHA-256, and why."""
+    return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest(), "_reason": reason}
+
+
 def decode_body(body: bytes | str | None) -> Any:
     """What is stored of a raw request or response body: its JSON value, else its text.
 
-    Bodies above ``MAX_PARSE_BYTES`` are not parsed (parsing holds the GIL): they are stored as
-    ``{"_truncated": true, "_bytes": n, "_sha256": ...}``.
+    Bodies above ``MAX_PARSE_BYTES`` (parsing holds the GIL) and JSON nested deeper than ``MAX_DEPTH``
+    (it exhausts the stack) are not parsed: they are stored as ``{"_truncated": true, "_bytes": n,
+    "_sha256": ..., "_reason": ...}``.
     """
     if body is None:
         return None
     raw = body.encode("utf-8", "replace") if isinstance(body, str) else bytes(body)
     if len(raw) > MAX_PARSE_BYTES:
-        return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest()}
+        return _body_marker(raw, f"above {MAX_PARSE_BYTES} bytes")
+    deep = f"JSON nested deeper than {MAX_DEPTH} levels"
+    if too_deep(raw):
+        return _body_marker(raw, deep)
     try:
         return json.loads(raw)
+    except RecursionError:
+        return _body_marker(raw, deep)
     except (ValueError, UnicodeDecodeError):
         return raw.decode("utf-8", "replace")
 
@@ -198,8 +220,8 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
                 float(record.get("logged_at") or now),
                 None if status is None else str(status),
                 record.get("elapsed_ms"),
-                _capped_json(record.get("request"), secrets),
-                _capped_json(record.get("response"), secrets),
+                _stored_json(record.get("request"), secrets),
+                _stored_json(record.get("response"), secrets),
             )
         )
     if not rows:

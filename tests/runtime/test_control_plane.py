@@ -90,3 +90,14 @@ def test_another_user_is_refused_by_the_socket_mode_and_by_peer_credentials() ->
     finally:
         client.shutdown_daemon()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_admin_json_nested_too_deep_is_a_one_line_400(runtime: str, mlops_home: Path) -> None:
+    from pipeline_utils.backends.local.runtime.settings import socket_address
+
+    with socket_address(mlops_home / "runtime" / "control.sock") as address:
+        transport = httpx.HTTPTransport(uds=address)
+        with httpx.Client(transport=transport, base_url="http://mlops-runtime") as http:
+            answer = http.post("/admin/deployments", content=b"[" * 100_000 + b"]" * 100_000)
+            assert answer.status_code == 400 and "nests deeper than 128 levels" in answer.json()["error"]
+            assert http.get("/admin/deployments").json() == []

@@ -2,7 +2,8 @@
 
 Everything here is plain Python (no ``redhareapi``), so it is tested directly;
 ``kernel.py`` only wires it into the WMLA EDI kernel API. :func:`process_request`
-never raises: every problem comes back as ``status: "error"`` with a message.
+never raises: every problem comes back as ``status: "error"`` with a message. Writes on the
+volume go through :mod:`volume_writes`, so a symbolic link planted on their path is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import ihc_pixels
 import numpy as np
+import volume_writes
 from PIL import Image
 
 DEFAULT_TILE_SIZE = 512
@@ -283,30 +285,29 @@ class IhcService:
         )
         return service
 
-    # -- volume layout of seed 003
+    # -- volume layout of seed 003 (paths relative to the volume root)
 
-    def deployment_dir(self) -> Path | None:
+    def deployment_relative(self) -> str:
+        return f"edi_deployments/{self.deployment}"
+
+    def log_relative(self) -> str:
+        return f"{self.deployment_relative()}/edi_logs/{self.pod}_inference.log"
+
+    def volume_log(self, request_id: str, message: str) -> str | None:
+        """Append one line to the volume log (best effort); returns why if it was refused as unsafe."""
         if self.volume_root is None:
             return None
-        return self.volume_root / "edi_deployments" / self.deployment
-
-    def log_file(self) -> Path | None:
-        base = self.deployment_dir()
-        return None if base is None else base / "edi_logs" / f"{self.pod}_inference.log"
-
-    def volume_log(self, request_id: str, message: str) -> None:
-        """Append one line to ``edi_logs/<pod>_inference.log`` on the volume (best effort)."""
-        path = self.log_file()
-        if path is None:
-            return
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{self.pod}] [{request_id}] {message}\n"
         try:
             with self._log_lock:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "a", encoding="utf-8") as fh:
-                    fh.write(line)
+                volume_writes.append_text(self.volume_root, self.log_relative(), line)
+        except volume_writes.UnsafePath as exc:
+            problem = f"refused to write the volume log {self.log_relative()}: {exc}"
+            print(f"[ihc kernel] log line dropped: {problem}", flush=True)
+            return problem
         except OSError as exc:
-            print(f"[ihc kernel] cannot write the volume log {path}: {exc}", flush=True)
+            print(f"[ihc kernel] cannot write the volume log {self.log_relative()}: {exc}", flush=True)
+        return None
 
     # -- requests
 
@@ -321,10 +322,10 @@ class IhcService:
                 raw = None
         try:
             payload = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
             payload = exc
-        if payload is None or isinstance(payload, ValueError):
-            detail = f": {payload}" if isinstance(payload, ValueError) else ""
+        if payload is None or isinstance(payload, (ValueError, RecursionError)):
+            detail = f": {payload}" if isinstance(payload, (ValueError, RecursionError)) else ""
             response = self._error(str(uuid.uuid4()), [], f"the request body is not valid JSON{detail}")
         else:
             response = self.process(payload)
@@ -337,6 +338,9 @@ class IhcService:
             rid = request_id_of(payload)
         except RequestError as exc:
             return self._error(str(uuid.uuid4()), log, str(exc))
+        problem = self.volume_log(rid, "request received")
+        if problem is not None:  # a link (or FIFO) on the log's path: refuse rather than write through it
+            return {"request_id": rid, "status": "error", "log": [f"error: {problem}"], "msg": problem}
         try:
             return self._process(parse_request(payload), log)
         except RequestError as exc:
@@ -392,11 +396,8 @@ class IhcService:
         response = {"request_id": rid, "status": "finished", "log": log}
 
         if req.img_path_on_pvc is not None:
-            out_dir = self.deployment_dir() / rid / "output_dir"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for name, image in files.items():
-                (out_dir / name).write_bytes(encode_png(image))
-            relative = out_dir.relative_to(self.volume_root).as_posix()
+            relative = f"{self.deployment_relative()}/{rid}/output_dir"
+            self._write_outputs(relative, files)
             response["output_dir"] = relative
             response["output_files"] = [f"{relative}/{name}" for name in files]
             self._note(rid, log, f"wrote {len(files)} image(s) to {relative} on the storage volume")
@@ -412,6 +413,15 @@ class IhcService:
         )
         self.volume_log(rid, response["msg"])
         return response
+
+    def _write_outputs(self, relative: str, files: dict[str, np.ndarray]) -> None:
+        """Write the images to the folder ``relative`` on the volume; a link on the way is a request error."""
+        try:
+            with volume_writes.folder(self.volume_root, relative) as folder:
+                for name, image in files.items():
+                    volume_writes.write_file(folder, name, encode_png(image), f"{relative}/{name}")
+        except volume_writes.UnsafePath as exc:
+            raise RequestError(f"refused to write {relative} on the storage volume: {exc}") from None
 
 
 def _size(rgb: np.ndarray) -> str:

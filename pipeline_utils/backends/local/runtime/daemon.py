@@ -53,6 +53,7 @@ from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError, Unavailable
 from pipeline_utils.fsutil import atomic_write_text
+from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 
 ADMIN_BODY_LIMIT = 1 << 20
 
@@ -125,6 +126,8 @@ class OwnerOnlyProtocol(HttpProtocol):
 
 
 def _object(request: Request) -> dict[str, Any]:
+    if too_deep(request.body):
+        raise BadInput(f"admin request body nests deeper than {MAX_DEPTH} levels")
     body = request.json()
     if not isinstance(body, dict):
         raise BadInput("admin request body must be a JSON object")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 
 SHIMS = Path(__file__).resolve().parent / "shims"
 
@@ -46,6 +47,28 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, for an error body."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def refuse_deep(rid: int, body: bytes) -> bytes | None:
+    """A 400 frame for a JSON body nested deeper than ``MAX_DEPTH`` (parsing it would exhaust the stack), else None."""
+    if not too_deep(body):
+        return None
+    return ipc.pack(rid, ipc.BAD_INPUT, error_body(f"the request body is JSON nested deeper than {MAX_DEPTH} levels"))
+
+
+def answer(handler: Handler, tasks: list[tuple[int, int, bytes]]) -> list[bytes]:
+    """The handler's replies to ``tasks``; if it raises, each task gets a 500 and the kernel goes on serving."""
+    try:
+        return handler.handle(tasks)
+    except Exception as exc:  # noqa: BLE001 - no request may take the kernel down
+        traceback.print_exc()
+        body = error_body(f"kernel error: {type(exc).__name__}: {one_line(exc)}")
+        return [ipc.pack(rid, ipc.KERNEL_ERROR, body) for rid, _, _ in tasks]
+
+
 def serve(handler: Handler) -> None:
     """Start the handler, report readiness, then answer frames until shutdown or EOF."""
     channel = _channel()
@@ -65,7 +88,7 @@ def serve(handler: Handler) -> None:
             break
         tasks = [frame for frame in batch if frame[1] != ipc.SHUTDOWN]
         if tasks:
-            channel.send(handler.handle(tasks))
+            channel.send(answer(handler, tasks))
         if len(tasks) != len(batch):
             break
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.backends.local.runtime import ipc, worker
 from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER, MODEL_SUFFIXES
 
 
@@ -112,26 +112,39 @@ class EstimatorHandler:
         parsed: list[tuple[int, int, Any]] = []
         replies: dict[int, bytes] = {}
         for rid, kind, body in batch:
+            refusal = worker.refuse_deep(rid, body)
+            if refusal is not None:
+                replies[rid] = refusal
+                continue
             try:
                 payload = json.loads(body)
                 rows = self._kserve_rows(payload) if kind == ipc.KSERVE else rows_from(payload, self.size)
                 parsed.append((rid, kind, (rows, payload)))
-            except (BadInput, ValueError) as exc:
-                replies[rid] = ipc.pack(rid, ipc.BAD_INPUT, json.dumps({"error": str(exc)}).encode())
+            except (BadInput, ValueError, RecursionError) as exc:
+                replies[rid] = ipc.pack(rid, ipc.BAD_INPUT, worker.error_body(worker.one_line(exc)))
         if parsed:
             try:
                 stacked = np.concatenate([p[2][0] for p in parsed]) if len(parsed) > 1 else parsed[0][2][0]
                 outputs = np.asarray(self.predict(stacked))
+            except Exception as exc:
+                body = worker.error_body(f"prediction failed: {type(exc).__name__}: {worker.one_line(exc)}")
+                for rid, _, _ in parsed:
+                    replies[rid] = ipc.pack(rid, ipc.KERNEL_ERROR, body)
+            else:
                 start = 0
                 for rid, kind, (rows, payload) in parsed:
                     part = outputs[start : start + len(rows)]
                     start += len(rows)
-                    replies[rid] = ipc.pack(rid, ipc.RESULT, self._answer(kind, part, payload))
-            except Exception as exc:
-                body = json.dumps({"error": f"prediction failed: {type(exc).__name__}: {exc}"}).encode()
-                for rid, _, _ in parsed:
-                    replies[rid] = ipc.pack(rid, ipc.KERNEL_ERROR, body)
+                    replies[rid] = self._reply(rid, kind, part, payload)
         return [replies[rid] for rid, _, _ in batch]
+
+    def _reply(self, rid: int, kind: int, part: np.ndarray, payload: Any) -> bytes:
+        """One request's answer frame; a request whose answer cannot be encoded fails alone."""
+        try:
+            return ipc.pack(rid, ipc.RESULT, self._answer(kind, part, payload))
+        except (ValueError, TypeError, RecursionError) as exc:
+            body = worker.error_body(f"answer not encodable: {type(exc).__name__}: {worker.one_line(exc)}")
+            return ipc.pack(rid, ipc.KERNEL_ERROR, body)
 
     def _kserve_rows(self, payload: Any) -> np.ndarray:
         inputs = payload.get("inputs") if isinstance(payload, dict) else None

@@ -10,12 +10,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.backends.local.runtime import ipc, worker
 from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER
 
 
 class ScoringHandler:
-    """Calls ``init()`` once, then ``run(raw_data)`` with each request body as text."""
+    """Calls ``init()`` once, then ``run(raw_data)`` with each request body as text (too deep JSON is refused first)."""
 
     batch_limit = 1
 
@@ -41,6 +41,10 @@ class ScoringHandler:
     def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]:
         replies = []
         for rid, _, body in batch:
+            refusal = worker.refuse_deep(rid, body)
+            if refusal is not None:
+                replies.append(refusal)
+                continue
             try:
                 result: Any = self.run(body.decode("utf-8", errors="replace"))
                 data = (
@@ -51,7 +55,7 @@ class ScoringHandler:
                 replies.append(ipc.pack(rid, ipc.RESULT, data))
             except Exception as exc:
                 traceback.print_exc()
-                error = json.dumps({"error": f"run() raised {type(exc).__name__}: {exc}"}).encode()
+                error = worker.error_body(f"run() raised {type(exc).__name__}: {worker.one_line(exc)}")
                 replies.append(ipc.pack(rid, ipc.KERNEL_ERROR, error))
         return replies
 

@@ -96,25 +96,24 @@ class _EdiHandler:
         self.kernel.on_kernel_start(KernelContext())
 
     def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]:
-        tasks: list[dict[str, Any]] = [{"id": rid, "input": body, "output": None} for rid, _, body in batch]
-        try:
-            self.kernel.on_task_invoke(TaskContext(tasks))
-        except Exception as exc:
-            _log("ERROR", f"on_task_invoke raised {type(exc).__name__}: {exc}")
-            message = worker.error_body(f"kernel error: {type(exc).__name__}: {exc}")
-            return [
-                ipc.pack(t["id"], ipc.RESULT, t["output"])
-                if t["output"] is not None
-                else ipc.pack(t["id"], ipc.KERNEL_ERROR, message)
-                for t in tasks
-            ]
+        refused = {rid: frame for rid, _, body in batch if (frame := worker.refuse_deep(rid, body)) is not None}
+        tasks: list[dict[str, Any]] = [
+            {"id": rid, "input": body, "output": None} for rid, _, body in batch if rid not in refused
+        ]
         missing = worker.error_body("kernel error: on_task_invoke set no output for this task")
-        return [
-            ipc.pack(t["id"], ipc.RESULT, t["output"])
+        if tasks:
+            try:
+                self.kernel.on_task_invoke(TaskContext(tasks))
+            except Exception as exc:
+                _log("ERROR", f"on_task_invoke raised {type(exc).__name__}: {exc}")
+                missing = worker.error_body(f"kernel error: {type(exc).__name__}: {worker.one_line(exc)}")
+        answered = {
+            t["id"]: ipc.pack(t["id"], ipc.RESULT, t["output"])
             if t["output"] is not None
             else ipc.pack(t["id"], ipc.KERNEL_ERROR, missing)
             for t in tasks
-        ]
+        }
+        return [refused.get(rid) or answered[rid] for rid, _, _ in batch]
 
     def shutdown(self) -> None:
         self.kernel.on_kernel_shutdown()
