@@ -5,7 +5,7 @@ Names are imported on first use, so ``pipeline_utils.config.settings`` stays che
 
 from __future__ import annotations
 
-import importlib
+from pipeline_utils.lazy import lazy_exports
 
 _EXPORTS = {
     "MetadataEntry": "schema",
@@ -27,7 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

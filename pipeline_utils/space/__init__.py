@@ -5,7 +5,8 @@ Names are imported on first use, so importing ``pipeline_utils.space.base`` stay
 
 from __future__ import annotations
 
-import importlib
+from pipeline_utils.backends import get_space as get_space
+from pipeline_utils.lazy import lazy_exports
 
 _EXPORTS = {
     "ABORT": "staging",
@@ -23,15 +24,4 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "get_space"])
 
-
-def get_space(backend: str | None = None):
-    """The configured deployment space (see :mod:`pipeline_utils.backends`)."""
-    from pipeline_utils.backends import get_space as configured
-
-    return configured(backend)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
