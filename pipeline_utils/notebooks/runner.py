@@ -35,6 +35,7 @@ NOTEBOOKS_DIR = (
 DEFAULT_CELL_TIMEOUT = 600
 DEFAULT_START_TIMEOUT = 60
 MIN_SECRET_LENGTH = 4
+SHUTDOWN_INTERRUPT_LINE = "KeyboardInterrupt caught in kernel"
 _ENV_LOCK = threading.Lock()
 
 
@@ -264,9 +265,20 @@ def _publish(working_copy: Path, target: Path, secret_values: list[str]) -> None
 
 
 def _keep_kernel_log(path: Path, target: Path, secret_values: list[str]) -> None:
-    """Keep the kernel's log beside the executed copy only when it says something (secrets masked)."""
-    if path.is_file() and path.stat().st_size > 0:
-        _publish(path, target, secret_values)
+    """Keep the kernel's log beside the executed copy only when it says something (secrets masked).
+
+    The line ipykernel logs when jupyter_client interrupts it on the way to shutting it down is the runner's
+    own doing, not the notebook's: it is left out (a quiet notebook then keeps no log).
+    """
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    said = [line for line in lines if SHUTDOWN_INTERRUPT_LINE not in line]
+    if not "".join(said).strip():
+        return
+    if len(said) != len(lines):
+        path.write_text("".join(said), encoding="utf-8")
+    _publish(path, target, secret_values)
 
 
 def _scrub_file(path: Path, secret_values: list[str]) -> None:

@@ -216,3 +216,16 @@ def test_a_secret_too_short_to_mask_is_refused_before_anything_runs(tmp_path, ml
     with pytest.raises(BadInput, match=r"^TOKEN: the secret value is shorter than 4 characters"):
         run_notebook(source, secrets={"TOKEN": "abc"})
     assert list_runs() == []
+
+
+def test_the_interrupt_line_of_the_kernels_shutdown_is_not_kept_as_a_log(tmp_path, mlops_home):
+    from pipeline_utils.notebooks.runner import _keep_kernel_log
+
+    shutdown_only = tmp_path / "a.log"
+    shutdown_only.write_text("[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n")
+    _keep_kernel_log(shutdown_only, tmp_path / "a.kept.log", [])
+    assert not (tmp_path / "a.kept.log").exists()
+    with_noise = tmp_path / "b.log"
+    with_noise.write_text("kernel noise 4711\n[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\n")
+    _keep_kernel_log(with_noise, tmp_path / "b.kept.log", [])
+    assert (tmp_path / "b.kept.log").read_text() == "kernel noise 4711\n"
