@@ -1,8 +1,8 @@
 """Run a notebook with papermill, keep the executed copy as the audit record, index the run.
 
 Secrets never travel as papermill parameters: they reach the kernel as environment
-variables only, and any value of theirs that a notebook printed is masked in the
-executed copy and in error messages.
+variables only, and any value of theirs that a notebook printed is masked (one rule,
+:mod:`pipeline_utils.masking`) in the executed copy, in streamed cell output and in error messages.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_utils.errors import BadInput, PipelineError
+from pipeline_utils import masking
+from pipeline_utils.errors import PipelineError
 from pipeline_utils.notebooks import runs
 
 RUN_ID_ENV = "MLOPS_RUN_ID"
-SECRET_NAMES_ENV = "MLOPS_SECRET_NAMES"
-MASK = "********"
 SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = (
@@ -34,7 +33,6 @@ NOTEBOOKS_DIR = (
 )
 DEFAULT_CELL_TIMEOUT = 600
 DEFAULT_START_TIMEOUT = 60
-MIN_SECRET_LENGTH = 4
 SHUTDOWN_INTERRUPT_LINE = "KeyboardInterrupt caught in kernel"
 _ENV_LOCK = threading.Lock()
 
@@ -108,25 +106,6 @@ def _read_scraps_with_scrapbook(path: Path) -> dict:
         return dict(scrapbook.read_notebook(str(path)).scraps.data_dict)
     except Exception as exc:
         raise PipelineError(f"{path}: cannot read recorded values ({type(exc).__name__}: {exc})") from None
-
-
-def _mask(text: str, values: list[str]) -> str:
-    for value in values:
-        text = text.replace(value, MASK)
-    return text
-
-
-def _secret_values(secrets: Mapping[str, str]) -> list[str]:
-    """The values to mask, longest first so overlapping values mask fully; one too short to mask safely (it
-    would match ordinary text, and what is left unmasked would give it away) is refused."""
-    for name, value in secrets.items():
-        if 0 < len(value) < MIN_SECRET_LENGTH:
-            raise BadInput(
-                f"the secret value is shorter than {MIN_SECRET_LENGTH} characters, too short to mask safely in "
-                "executed notebooks and logs; use a longer one",
-                field=name,
-            )
-    return sorted({v for v in secrets.values() if v}, key=len, reverse=True)
 
 
 def _check_parameters(parameters: Mapping, secret_values: list[str]) -> None:
@@ -240,19 +219,15 @@ def _interrupt_once() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _stream_cell_output_to_stderr() -> None:
-    """Show cell output live on stderr (papermill logs it at INFO on its own logger)."""
+_CELL_OUTPUT = masking.MaskedStreamHandler()
+_CELL_OUTPUT.addFilter(lambda record: not str(record.msg).startswith(("Executing Cell", "Ending Cell")))
+
+
+def _streamed_cell_output(enabled: bool, secret_values: list[str]) -> contextlib.AbstractContextManager:
+    """Show cell output live on stderr, secrets masked (papermill logs it at INFO on its own logger)."""
     import logging
 
-    logger = logging.getLogger("papermill")
-    if not any(getattr(h, "_mlops_stream", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.addFilter(lambda record: not str(record.msg).startswith(("Executing Cell", "Ending Cell")))
-        handler._mlops_stream = True
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    return _CELL_OUTPUT.masking(logging.getLogger("papermill"), secret_values) if enabled else contextlib.nullcontext()
 
 
 def _publish(working_copy: Path, target: Path, secret_values: list[str]) -> None:
@@ -287,7 +262,7 @@ def _scrub_file(path: Path, secret_values: list[str]) -> None:
     from pipeline_utils.fsutil import atomic_write_text
 
     text = path.read_text(encoding="utf-8")
-    masked = _mask(text, [json.dumps(v)[1:-1] for v in secret_values] + secret_values)
+    masked = masking.mask(text, secret_values)
     if masked != text:
         atomic_write_text(path, masked)
 
@@ -336,12 +311,10 @@ def run_notebook(
         raise PipelineError(f"notebook: {source}: no such notebook")
     parameters = dict(parameters or {})
     secrets = {k: str(v) for k, v in (secrets or {}).items()}
-    inherited = [n for n in os.environ.get(SECRET_NAMES_ENV, "").split(",") if n and n in os.environ]
-    secret_values = _secret_values({**{n: os.environ[n] for n in inherited}, **secrets})
+    inherited = masking.inherited_secrets(os.environ)
+    secret_values = masking.secret_values({**inherited, **secrets})
     _check_parameters(parameters, secret_values)
-    if stream_output:
-        _stream_cell_output_to_stderr()
-    with _interrupt_once():
+    with _interrupt_once(), _streamed_cell_output(stream_output, secret_values):
         own_run = False
         run_id = run_id or os.environ.get(RUN_ID_ENV)
         if not run_id:
@@ -350,7 +323,7 @@ def run_notebook(
         environment = {
             **secrets,
             RUN_ID_ENV: run_id,
-            SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
+            masking.SECRET_NAMES_ENV: ",".join(sorted({*inherited, *secrets})),
         }
         status, error = runs.INTERRUPTED, f"{source.name} interrupted"
         private = Path(tempfile.mkdtemp(prefix="mlops-kernel-"))
@@ -374,7 +347,7 @@ def run_notebook(
         except KeyboardInterrupt:
             status, error = runs.INTERRUPTED, f"{source.name} interrupted"
         except Exception as exc:
-            status, error = runs.FAILED, _mask(_one_line_error(source.name, exc), secret_values)
+            status, error = runs.FAILED, masking.mask(_one_line_error(source.name, exc), secret_values)
         finally:
             if not working_copy.exists():
                 shutil.copyfile(source, working_copy)

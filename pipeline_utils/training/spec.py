@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from pipeline_utils.errors import BadInput, NotFound, PipelineError
+from pipeline_utils.masking import secret_values
 from pipeline_utils.volumes import check_volume_name, clean_path, get_volumes
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,12 +68,17 @@ class JobSpec(BaseModel):
 
     @field_validator("env")
     @classmethod
-    def _env_names_valid(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    def _env_valid(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Names a process can have; values long enough to be masked in the job's log (they are secrets)."""
         for name in value:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not a valid environment variable name")
             if name in RESERVED_ENV:
                 raise ValueError(f"{name} is set by the training runner and cannot be given")
+        try:
+            secret_values({name: secret.get_secret_value() for name, secret in value.items()})
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")

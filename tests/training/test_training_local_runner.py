@@ -269,7 +269,7 @@ def test_secret_env_values_never_reach_the_state_folder(scripts, runner, mlops_h
             """
         }
     )
-    spec = build_job_spec(scripts_dir=folder, main_file="train.py", env={"API_KEY": secret, "PLAIN": "1"})
+    spec = build_job_spec(scripts_dir=folder, main_file="train.py", env={"API_KEY": secret, "PLAIN": "plain"})
     job = runner.submit(spec)
     info = runner.wait(job.job_id, timeout=30)
     assert info.status is JobStatus.FINISHED

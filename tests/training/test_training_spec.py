@@ -35,16 +35,16 @@ def test_valid_spec_resolves_data_on_volume(folder: Path) -> None:
         main_file="train.py",
         framework="distPyTorch",
         workers=2,
-        env={"TOKEN": "abc"},
+        env={"TOKEN": "abc-token"},
         data_volume="train-vol",
         data_path="datasets/a",
     )
     assert spec.framework is Framework.DIST_PYTORCH
     assert (spec.data_volume, spec.data_path) == ("train-vol", "datasets/a")
     spec.check_data()
-    assert "abc" not in repr(spec)
+    assert "abc-token" not in repr(spec)
     assert spec.public_dict()["env_names"] == ["TOKEN"]
-    assert "abc" not in str(spec.public_dict())
+    assert "abc-token" not in str(spec.public_dict())
 
 
 @pytest.mark.parametrize(

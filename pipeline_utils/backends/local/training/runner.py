@@ -20,6 +20,7 @@ from pipeline_utils.backends import create
 from pipeline_utils.backends.local.training import jobstore, logfiles, procs
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, NotFound, NotReady
+from pipeline_utils.masking import SECRET_NAMES_ENV, inherited_secrets, secret_values
 from pipeline_utils.store import connect
 from pipeline_utils.timeutil import from_epoch
 from pipeline_utils.training.runner import (
@@ -84,8 +85,14 @@ class LocalTrainingRunner(TrainingRunner):
         return Submission(job_id=job_id, job_dir=job_dir, submission_dir=submission, spec=spec)
 
     def submit(self, job: JobSpec | Submission) -> JobInfo:
-        """Start the job's supervisor detached, record the job, and hand the environment to it."""
+        """Start the job's supervisor detached, record the job, and hand it the environment and the values to mask.
+
+        The job gets its own variables (``spec.env``), never the secrets its caller was handed by environment
+        (``$MLOPS_SECRET_NAMES``); those are masked in its log with its own.
+        """
         spec = job if isinstance(job, JobSpec) else job.spec
+        inherited = inherited_secrets(os.environ)
+        values = secret_values({**inherited, **spec.env_values()})
         data_dir = self.data_folder(spec)
         submission = self.prepare(job) if isinstance(job, JobSpec) else job
         if not (submission.submission_dir / spec.main_file).is_file():
@@ -96,10 +103,10 @@ class LocalTrainingRunner(TrainingRunner):
             data_dir.mkdir(exist_ok=True)
         (job_dir / "outputs").mkdir(exist_ok=True)
         (job_dir / "logs").mkdir(exist_ok=True)
-        supervisor = self._start_supervisor(submission.job_id, job_dir)
+        supervisor = self._start_supervisor(submission.job_id, job_dir, {*inherited, *spec.env})
         try:
             self._record(submission, data_dir, supervisor.pid)
-            supervisor.stdin.write(json.dumps({"env": spec.env_values()}).encode())
+            supervisor.stdin.write(json.dumps({"env": spec.env_values(), "mask": values}).encode())
             supervisor.stdin.close()
         except BaseException:
             supervisor.kill()
@@ -127,8 +134,10 @@ class LocalTrainingRunner(TrainingRunner):
                 log_paths,
             )
 
-    def _start_supervisor(self, job_id: str, job_dir: Path) -> subprocess.Popen:
-        env = {**os.environ, "MLOPS_HOME": str(self.home)}
+    def _start_supervisor(self, job_id: str, job_dir: Path, secret_names: set[str]) -> subprocess.Popen:
+        """The supervisor process, detached; its environment holds no secret (they come over stdin)."""
+        hidden = {*secret_names, SECRET_NAMES_ENV}
+        env = {**{k: v for k, v in os.environ.items() if k not in hidden}, "MLOPS_HOME": str(self.home)}
         with open(job_dir / "supervisor.log", "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "pipeline_utils.backends.local.training.supervisor", job_id],

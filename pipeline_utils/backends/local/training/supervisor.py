@@ -1,7 +1,8 @@
 """The per-job supervisor: starts the workers, waits for them and records the end durably.
 
 Run detached by the local runner as ``python -m pipeline_utils.backends.local.training.supervisor JOB_ID``; the
-job's environment values arrive as JSON on stdin so they never touch a file or the command line.
+job's environment values and the secret values to mask arrive as JSON on stdin so they never touch a file or the
+command line. The workers' output reaches their log files through this process, masked as written.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from contextlib import closing
 from pathlib import Path
 
 from pipeline_utils.backends.local.training import jobstore, procs
+from pipeline_utils.backends.local.training.logpump import start_pump
+from pipeline_utils.masking import mask
 from pipeline_utils.store import connect
 
 POLL_SECONDS = 0.05
 FAIL_FAST_GRACE = 5.0
+PUMP_DRAIN_SECONDS = 5.0
 
 
 def worker_env(spec: dict, row: dict, env_values: dict[str, str], rank: int, port: int | None) -> dict[str, str]:
@@ -58,26 +63,29 @@ def worker_command(submission: Path, spec: dict) -> list[str]:
     return prefix + list(spec["args"])
 
 
-def launch(row: dict, spec: dict, env_values: dict[str, str], log_paths: list[str]) -> list[subprocess.Popen]:
-    """Start the workers in one new process group whose leader is rank 0."""
+def launch(
+    row: dict, spec: dict, env_values: dict[str, str], log_paths: list[str], secret_values: list[str]
+) -> tuple[list[subprocess.Popen], list[threading.Thread]]:
+    """Start the workers in one new process group whose leader is rank 0, each with a pump masking its output
+    into its log file."""
     submission = Path(row["job_dir"]) / "submission"
     port = procs.free_port() if spec["framework"] == "distPyTorch" else None
     row["master_port"] = port
     workers: list[subprocess.Popen] = []
+    pumps: list[threading.Thread] = []
     for rank, log_path in enumerate(log_paths):
-        with open(log_path, "ab") as log:
-            workers.append(
-                subprocess.Popen(
-                    worker_command(submission, spec),
-                    cwd=submission,
-                    env=worker_env(spec, row, env_values, rank, port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    process_group=workers[0].pid if workers else 0,
-                )
-            )
-    return workers
+        worker = subprocess.Popen(
+            worker_command(submission, spec),
+            cwd=submission,
+            env=worker_env(spec, row, env_values, rank, port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=workers[0].pid if workers else 0,
+        )
+        workers.append(worker)
+        pumps.append(start_pump(worker.stdout, log_path, secret_values))
+    return workers, pumps
 
 
 def exit_code_of(proc: subprocess.Popen, leader: bool) -> int | None:
@@ -127,13 +135,13 @@ def outcome(codes: dict[int, int], stopped: bool) -> tuple[str, int, str]:
     return "failed", code, f"worker {rank} exited with code {code}"
 
 
-def supervise(job_id: str, env_values: dict[str, str]) -> int:
+def supervise(job_id: str, env_values: dict[str, str], secret_values: list[str]) -> int:
     """Run job ``job_id`` to its end and record it; the process exit code is 0 when recorded."""
     with closing(connect()) as conn:
-        return _supervise(conn, job_id, env_values)
+        return _supervise(conn, job_id, env_values, secret_values)
 
 
-def _supervise(conn: sqlite3.Connection, job_id: str, env_values: dict[str, str]) -> int:
+def _supervise(conn: sqlite3.Connection, job_id: str, env_values: dict[str, str], secret_values: list[str]) -> int:
     row = jobstore.load_job(conn, job_id)
     if row is None:
         return 1
@@ -144,14 +152,17 @@ def _supervise(conn: sqlite3.Connection, job_id: str, env_values: dict[str, str]
     spec = jobstore.spec_of(row)
     log_paths = [worker["log_path"] for worker in jobstore.load_workers(conn, job_id)]
     try:
-        workers = launch(job, spec, env_values, log_paths)
+        workers, pumps = launch(job, spec, env_values, log_paths, secret_values)
     except OSError as exc:
-        jobstore.finish_job(conn, job_id, "failed", None, f"could not start the workers: {exc}")
+        jobstore.finish_job(conn, job_id, "failed", None, mask(f"could not start the workers: {exc}", secret_values))
         return 0
     pids = [(proc.pid, procs.start_time(proc.pid)) for proc in workers]
     if not jobstore.mark_running(conn, job_id, workers[0].pid, job["master_port"], pids):
         procs.signal_group(workers[0].pid, signal.SIGTERM)
     codes = wait_workers(workers)
+    drain_until = time.monotonic() + PUMP_DRAIN_SECONDS
+    for pump in pumps:
+        pump.join(max(0.0, drain_until - time.monotonic()))
     stopped = bool(jobstore.load_job(conn, job_id)["stop_requested"])
     status, exit_code, message = outcome(codes, stopped)
     jobstore.finish_job(conn, job_id, status, exit_code, message, codes)
@@ -159,18 +170,20 @@ def _supervise(conn: sqlite3.Connection, job_id: str, env_values: dict[str, str]
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: read the job's environment from stdin, then supervise the job."""
+    """Entry point: read the job's environment and secret values from stdin, then supervise the job."""
     job_id = argv[1]
     payload = sys.stdin.read()
     if not payload:
         return 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    received = json.loads(payload)
+    secret_values = received["mask"]
     try:
-        return supervise(job_id, json.loads(payload)["env"])
+        return supervise(job_id, received["env"], secret_values)
     except Exception as exc:
-        traceback.print_exc()
+        sys.stderr.write(mask(traceback.format_exc(), secret_values))
         with closing(connect()) as conn:
-            jobstore.finish_job(conn, job_id, "failed", None, f"supervisor error: {exc}")
+            jobstore.finish_job(conn, job_id, "failed", None, mask(f"supervisor error: {exc}", secret_values))
         return 1
 
 
