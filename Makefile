@@ -28,7 +28,15 @@ demo: $(VENV)/.runtime-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
 
-test: lint
+# The KServe client that tests/runtime/test_oip_binary.py drives lives in its own venv (see requirements-interop.txt).
+INTEROP := .venv-interop
+
+$(INTEROP)/.deps: requirements-interop.txt
+	test -x $(INTEROP)/bin/python || $(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-interop.txt
+	touch $@
+
+test: lint $(INTEROP)/.deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 BASELINES := .venv-baselines
@@ -46,4 +54,4 @@ lab: $(VENV)/.runtime-deps
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) $(BASELINES) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BASELINES) $(INTEROP) .pytest_cache .ruff_cache

@@ -147,7 +147,7 @@ def deploy_create(work: Path, index: int, warm: bool) -> float:
     if warm:
         start_runtime = "from pipeline_utils.backends.local.runtime import client; client.ensure_daemon()"
         subprocess.run([sys.executable, "-c", start_runtime], env=env, cwd=ROOT, check=True)
-        time.sleep(3)  # running and idle: its warm spare worker has finished importing
+        time.sleep(3)  # running and idle: its kernels' zygote has finished importing
     started = time.perf_counter()
     cli(env, "deploy", "create", "--name", "iris", "--model-asset-id", asset)
     wall = time.perf_counter() - started

@@ -7,7 +7,15 @@ against an in-process predict_proba, time from start to the first answer, and MB
 ``$BENCH_BASELINE_PYTHON`` or .venv-baselines/bin/python, which ``make bench`` creates from
 bench/requirements-baselines.txt) and are skipped with a message when missing.
 
-Usage: python bench/bench_runtime.py [--duration 10] [--baseline-python PATH]
+The HTTP-layer comparison puts bench/runtime_asgi_app.py's model and routes, in process, behind the runtime's own
+server (its limits in place) and behind uvicorn serving a raw ASGI app on httptools and uvloop, alternated
+``--rounds`` times, and prints medians and their ratios (``--http-only`` runs just that).
+
+The payload-logging comparison alternates one deployment's ``logging.payload`` off and on (wrk at 16 connections,
+three rounds of ``--duration``/2 s) and prints the on/off ratio of the median requests/s, the CPU per request of
+the daemon and of its payload writer process, and the records written, dropped and failed.
+
+Usage: python bench/bench_runtime.py [--duration 10] [--rounds 3] [--http-only] [--baseline-python PATH]
 """
 
 from __future__ import annotations
@@ -56,15 +64,18 @@ def find_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path) -> dict[str, float]:
-    """Run wrk with a POST body; returns requests/s, p50 (ms) and MB/s of request bodies."""
-    body_file = workdir / f"body-{len(body)}.json"
-    body_file.write_bytes(body)
-    script = workdir / f"post-{len(body)}.lua"
-    script.write_text(LUA.format(body=body_file))
+def wrk(url: str, body: bytes | None, connections: int, duration: float, workdir: Path) -> dict[str, float]:
+    """Run wrk with a POST body (None: GET); returns requests/s, p50 (ms) and MB/s of request bodies."""
+    post: list[str] = []
+    if body is not None:
+        body_file = workdir / f"body-{len(body)}.json"
+        body_file.write_bytes(body)
+        script = workdir / f"post-{len(body)}.lua"
+        script.write_text(LUA.format(body=body_file))
+        post = ["-s", str(script)]
     threads = min(2, connections)
     out = subprocess.run(
-        [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script), url],
+        [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", *post, url],
         capture_output=True,
         text=True,
         check=True,
@@ -75,7 +86,7 @@ def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path)
         print(f"  warning: {errors.group(1)} non-2xx answers from {url}")
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
-    return {"rps": rps, "p50_ms": float(p50.group(1)) * scale, "mb_s": rps * len(body) / 1e6}
+    return {"rps": rps, "p50_ms": float(p50.group(1)) * scale, "mb_s": rps * len(body or b"") / 1e6}
 
 
 def wait_answer(
@@ -133,7 +144,7 @@ def bench_runtime(folder: Path, work: Path, duration: float) -> dict[str, float]
     try:
         client.create("bench", folder)
         client.create("image", ROOT / "bench" / "runtime_image_kernel")
-        time.sleep(3)  # let the warm spare finish importing, as it would between deploy commands
+        time.sleep(3)  # let the kernels' zygote finish importing, as it would between deploy commands
         body = json.dumps({"data": [ROW]}).encode()
         url = client.deployment_url("bench")
         started = time.perf_counter()
@@ -156,7 +167,7 @@ def bench_runtime(folder: Path, work: Path, duration: float) -> dict[str, float]
 
 
 def bench_runtime_cold(folder: Path, work: Path) -> dict[str, float]:
-    """A fresh daemon, then create and start at once: the spare worker is still importing."""
+    """A fresh daemon, then create and start at once: the kernels' zygote is still importing."""
     os.environ["MLOPS_HOME"] = str(work / "mlops-home-cold")
     os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
     from pipeline_utils.backends.local.runtime import client
@@ -171,6 +182,68 @@ def bench_runtime_cold(folder: Path, work: Path) -> dict[str, float]:
         client.start("cold")
         first = wait_answer(client.deployment_url("cold"), body, start)
         return {"daemon_start_s": daemon, "start_to_first_s": first, "total_s": time.perf_counter() - started}
+    finally:
+        client.shutdown_daemon()
+
+
+def cpu_seconds(processes: list) -> float:
+    """User + system CPU seconds used so far by ``processes`` (psutil), those that still run."""
+    import psutil
+
+    total = 0.0
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def bench_payload_logging(folder: Path, work: Path, duration: float, rounds: int = 3) -> dict[str, float]:
+    """Requests/s at 16 connections with payload logging off and on, alternated on one deployment (medians),
+    and the CPU each logged request costs the daemon and its payload writer process."""
+    import psutil
+
+    os.environ["MLOPS_HOME"] = str(work / "mlops-home-payload")
+    os.environ["MLOPS_RUNTIME_PORT"] = str(free_port())
+    from pipeline_utils.backends.local.runtime import client
+
+    client.ensure_daemon()
+    try:
+        client.create("plog", folder)
+        client.start("plog")
+        client.wait_ready("plog")
+        body = json.dumps({"data": [ROW]}).encode()
+        url = client.deployment_url("plog")
+        daemon = psutil.Process(client.daemon_info()["pid"])
+        series: dict[bool, list[float]] = {False: [], True: []}
+        cpu_us: dict[str, dict[bool, list[float]]] = {"daemon": {False: [], True: []}, "writer": {False: [], True: []}}
+        for _ in range(rounds):
+            for enabled in (False, True):
+                client.update_profile("plog", {"logging.payload": enabled})
+                writers = [p for p in daemon.children() if "payloadwriter" in " ".join(p.cmdline())]
+                before = cpu_seconds([daemon]), cpu_seconds(writers)
+                rps = wrk(url, body, 16, duration, work)["rps"]
+                client.stop("plog")  # writes what is queued, so a backlog does not spill into the next run
+                writers = [p for p in daemon.children() if "payloadwriter" in " ".join(p.cmdline())]
+                requests = rps * max(1, round(duration))
+                series[enabled].append(rps)
+                cpu_us["daemon"][enabled].append((cpu_seconds([daemon]) - before[0]) / requests * 1e6)
+                cpu_us["writer"][enabled].append((cpu_seconds(writers) - before[1]) / requests * 1e6)
+                client.start("plog")
+                client.wait_ready("plog")
+        stats = client.get("plog")["payload_log"]
+        off_rps, on_rps = float(np.median(series[False])), float(np.median(series[True]))
+        return {
+            "c16_off_rps": off_rps,
+            "c16_on_rps": on_rps,
+            "on_off_ratio": on_rps / off_rps,
+            "daemon_cpu_us_per_request_off": float(np.median(cpu_us["daemon"][False])),
+            "daemon_cpu_us_per_request_on": float(np.median(cpu_us["daemon"][True])),
+            "writer_cpu_us_per_record": float(np.median(cpu_us["writer"][True])),
+            "written": stats["written"],
+            "dropped": stats["dropped"],
+            "failed": stats["failed"],
+        }
     finally:
         client.shutdown_daemon()
 
@@ -233,6 +306,69 @@ def bench_mlflow(python: str, model_file: Path, work: Path, duration: float) -> 
     return results
 
 
+HTTP_LAYER_MODULES = ("uvicorn", "httptools", "uvloop", "sklearn", "joblib")
+
+
+def http_layer_servers(python: str, port: int) -> dict[str, list[str]]:
+    """The two servers of the HTTP-layer comparison: the command of each, listening on ``port``."""
+    app = str(ROOT / "bench" / "runtime_asgi_app.py")
+    uvicorn = [python, "-m", "uvicorn", "runtime_asgi_app:app", "--port", str(port), "--loop", "uvloop"]
+    return {
+        "runtime_server": [sys.executable, app, str(port)],
+        "uvicorn_raw_asgi": [*uvicorn, "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+    }
+
+
+def bench_http_layer(python: str, model_file: Path, work: Path, duration: float, rounds: int) -> dict[str, float]:
+    """The same model and routes in process behind each server, alternated ``rounds`` times: medians and ratios.
+
+    Per server: requests/s at 16 connections on the inference route and on ``/v2/health/live`` (no model: the HTTP
+    layer alone), p50 at 1 connection on the inference route.
+    """
+    body = json.dumps({"data": [ROW]}).encode()
+    env = {**os.environ, "BENCH_MODEL": str(model_file), "PYTHONPATH": str(ROOT / "bench")}
+    series: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        port = free_port()
+        for name, cmd in http_layer_servers(python, port).items():
+            with process(cmd, env, work / f"{name}.log") as proc:
+                url = f"http://127.0.0.1:{port}"
+                wait_answer(f"{url}/dlim/v1/inference/bench", body, time.perf_counter(), proc=proc)
+                figures = {
+                    "c16_rps": wrk(f"{url}/dlim/v1/inference/bench", body, 16, duration, work)["rps"],
+                    "c1_p50_ms": wrk(f"{url}/dlim/v1/inference/bench", body, 1, duration / 2, work)["p50_ms"],
+                    "health_c16_rps": wrk(f"{url}/v2/health/live", None, 16, duration, work)["rps"],
+                }
+            for key, value in figures.items():
+                series.setdefault(f"{name}_{key}", []).append(value)
+    results = {key: float(np.median(values)) for key, values in series.items()}
+    for key in ("c16_rps", "health_c16_rps"):
+        results[f"{key}_ratio"] = results[f"runtime_server_{key}"] / results[f"uvicorn_raw_asgi_{key}"]
+    results["rounds"] = rounds
+    return results
+
+
+def report_http_layer(figures: dict[str, float], runtime: dict[str, float] | None) -> None:
+    """The HTTP-layer lines of the report; with the daemon's figures, its ratio to the uvicorn baseline too."""
+    ours, theirs = "runtime_server_", "uvicorn_raw_asgi_"
+    print(
+        f"HTTP layer (same model and routes in process, medians of {figures['rounds']:.0f} rounds):"
+        f" runtime's server {figures[ours + 'c16_rps']:.0f} req/s vs uvicorn raw ASGI (httptools, uvloop)"
+        f" {figures[theirs + 'c16_rps']:.0f} req/s at 16 connections -> ratio {figures['c16_rps_ratio']:.2f}x;"
+        f" /v2/health/live {figures[ours + 'health_c16_rps']:.0f} vs {figures[theirs + 'health_c16_rps']:.0f}"
+        f" req/s -> ratio {figures['health_c16_rps_ratio']:.2f}x; p50 at 1 connection"
+        f" {figures[ours + 'c1_p50_ms']:.3f} vs {figures[theirs + 'c1_p50_ms']:.3f} ms"
+    )
+    keep = figures["c16_rps_ratio"] > 1 and figures["health_c16_rps_ratio"] > 1
+    print(f"keep the hand-written server (faster with its limits in place): {'YES' if keep else 'NO - switch'}")
+    if runtime is not None:
+        print(
+            f"daemon (model in a kernel) {runtime['c16_rps']:.0f} req/s vs uvicorn raw ASGI with the model in"
+            f" process {figures[theirs + 'c16_rps']:.0f} req/s -> ratio"
+            f" {runtime['c16_rps'] / figures[theirs + 'c16_rps']:.2f}x"
+        )
+
+
 def has_modules(python: str, *modules: str) -> bool:
     if not Path(python).exists():
         return False
@@ -248,6 +384,8 @@ def main() -> int:
         "--baseline-python",
         default=os.environ.get("BENCH_BASELINE_PYTHON") or str(ROOT / ".venv-baselines" / "bin" / "python"),
     )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the HTTP-layer comparison (medians)")
+    parser.add_argument("--http-only", action="store_true", help="run only the HTTP-layer comparison")
     args = parser.parse_args()
     WRK = find_wrk()
     if WRK is None:
@@ -261,10 +399,23 @@ def main() -> int:
     model_file = folder / "model.joblib"
     print(f"cores: {os.cpu_count()}  wrk: {WRK}  work dir: {work}", flush=True)
     results: dict[str, dict[str, float]] = {}
+    if has_modules(args.baseline_python, *HTTP_LAYER_MODULES):
+        print("HTTP layer: the runtime's server vs uvicorn serving a raw ASGI app ...", flush=True)
+        results["http_layer"] = bench_http_layer(args.baseline_python, model_file, work, args.duration, args.rounds)
+    else:
+        print(f"skipping the HTTP-layer comparison: {args.baseline_python} lacks {', '.join(HTTP_LAYER_MODULES)}")
+    if args.http_only:
+        print(json.dumps(results, indent=2))
+        if "http_layer" in results:
+            report_http_layer(results["http_layer"], None)
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     results["in-process"] = {"p50_ms": in_process_p50(model_file)}
     print("runtime ...", flush=True)
     results["runtime_cold"] = bench_runtime_cold(folder, work)
     results["runtime"] = bench_runtime(folder, work, args.duration)
+    print("payload logging off/on ...", flush=True)
+    results["payload_logging"] = bench_payload_logging(folder, work, args.duration / 2)
     if has_modules(args.baseline_python, "fastapi", "uvicorn", "sklearn", "joblib"):
         print("fastapi (1 uvicorn worker) ...", flush=True)
         results["fastapi"] = bench_fastapi(args.baseline_python, model_file, work, args.duration)
@@ -303,6 +454,17 @@ def report(results: dict[str, dict[str, float]]) -> None:
         f"cold (fresh daemon, create+start at once): start -> first answer {cold['start_to_first_s']:.3f} s,"
         f" daemon start {cold['daemon_start_s']:.3f} s, total {cold['total_s']:.3f} s"
     )
+    logged = results["payload_logging"]
+    ratio = logged["on_off_ratio"]
+    print(
+        f"payload logging on/off at 16 connections: {logged['c16_on_rps']:.0f} / {logged['c16_off_rps']:.0f} req/s"
+        f" -> ratio {ratio:.2f} (target >= 0.85) {'OK' if ratio >= 0.85 else 'MISSED'}; CPU per request: daemon"
+        f" {logged['daemon_cpu_us_per_request_on']:.1f} us (off {logged['daemon_cpu_us_per_request_off']:.1f} us),"
+        f" writer process {logged['writer_cpu_us_per_record']:.1f} us; records written {logged['written']},"
+        f" dropped {logged['dropped']}, failed {logged['failed']}"
+    )
+    if "http_layer" in results:
+        report_http_layer(results["http_layer"], ours)
     for name, target in (("mlflow", 2.0), ("fastapi", 1.2)):
         if name in results:
             ratio = ours["c16_rps"] / results[name]["c16_rps"]

@@ -48,7 +48,7 @@ def free_port() -> int:
 def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mlops_home: Path):
     """A runtime daemon for this test's MLOPS_HOME on a free port; shut down (killed if need be) after.
 
-    Tests without estimators give the warm spare worker a light preload, to save CPU on small machines.
+    Tests without estimators give the kernels' zygote a light preload, to save CPU on small machines.
     """
     import contextlib
     import json
@@ -64,9 +64,12 @@ def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, mlo
     yield base
     info = client.daemon_info()
     if info is not None and not client.shutdown_daemon(timeout=10):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGKILL)
+        for pid in (info.get("supervisor"), info["pid"]):
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
     daemon_file = mlops_home / "runtime" / "daemon.json"
     if daemon_file.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(json.loads(daemon_file.read_text())["pid"], signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, ValueError, KeyError, TypeError):
+            recorded = json.loads(daemon_file.read_text())
+            for pid in (recorded.get("supervisor"), recorded["pid"]):
+                os.kill(pid, signal.SIGKILL)

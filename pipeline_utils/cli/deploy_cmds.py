@@ -16,6 +16,11 @@ from pipeline_utils.notebooks import run_notebook
 name_option = click.option("--name", required=True, help="Deployment name.")
 custom_arg_option = click.option("--custom-arg", "custom_args", multiple=True, metavar="K=V",
                                  help="Variable for the kernel (module-level name and env var; value kept secret).")
+kernel_setting_option = click.option(
+    "--kernel-setting", "kernel_settings", multiple=True, metavar="NAME=VALUE",
+    help="Plain variable for the kernel (module-level name and env var; not a secret: stored, shown by "
+         "'deploy view', kept across restarts). Repeatable.",
+)
 
 
 @click.group()
@@ -28,24 +33,29 @@ def deploy() -> None:
 @click.option("--model-asset-id", required=True, help="Model asset id (key of the metadata entry).")
 @click.option("--kernel-filename", default="kernel.py", show_default=True, help="Kernel file in the deployment folder.")
 @custom_arg_option
+@kernel_setting_option
 @click.option("--ready-timeout", type=float, default=120, show_default=True, help="Seconds to wait for readiness.")
 @save_notebook_option
 @report_mode_option
 @json_option
-def create_command(name, model_asset_id, kernel_filename, custom_args, ready_timeout, save_notebook, report_mode,
-                   as_json) -> None:
+def create_command(name, model_asset_id, kernel_filename, custom_args, kernel_settings, ready_timeout, save_notebook,
+                   report_mode, as_json) -> None:
     """Run A2: deploy the entry's pinned model and dependency versions, record what runs, test it.
 
     ``--name`` fills the entry's deployment name when the draft left it null; a name another entry holds is
-    refused.
+    refused. Custom args are secrets (given again after a runtime restart); kernel settings are plain values the
+    deployment keeps.
     """
-    from pipeline_utils.deploy.steps import read_entry
+    from pipeline_utils.deploy import steps
 
     secrets = parse_pairs(custom_args, "--custom-arg")
+    settings = steps.kernel_settings(parse_pairs(kernel_settings, "--kernel-setting"), secrets,
+                                     field="--kernel-setting")
     get_deploy_target().prepare()
-    read_entry(model_asset_id, name)
+    steps.read_entry(model_asset_id, name)
     _run_a2({"MODEL_ASSET_ID": model_asset_id, "DEPLOYMENT_NAME": name, "KERNEL_FILENAME": kernel_filename,
-             "CUSTOM_ARG_NAMES": sorted(secrets), "READY_TIMEOUT": ready_timeout, "UPDATE": False},
+             "CUSTOM_ARG_NAMES": sorted(secrets), "KERNEL_SETTINGS": settings, "READY_TIMEOUT": ready_timeout,
+             "UPDATE": False},
             secrets, "deploy create", save_notebook, report_mode, as_json)
 
 
@@ -113,7 +123,7 @@ def list_command(as_json: bool) -> None:
 @name_option
 @json_option
 def view_command(name: str, as_json: bool) -> None:
-    """Show a deployment's profile (policy, resources, limits) and its kernels."""
+    """Show a deployment: status, profile (policy, resources, limits), kernel settings, custom-arg names, kernels."""
     emit_record(get_deploy_target().get(name), as_json=as_json, title=name)
 
 

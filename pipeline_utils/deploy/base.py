@@ -65,10 +65,16 @@ class DeploymentTarget(Configurable, abc.ABC):
         custom_args: dict[str, str] | None = None,
         *,
         kernel_filename: str = "kernel.py",
+        settings: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Create deployment ``name`` (stopped) from a :meth:`package` folder, its profile and secret custom args.
+        """Create deployment ``name`` (stopped) from a :meth:`package` folder, its profile, custom args and settings.
 
-        Returns once the deployment is registered. Not idempotent: raises Conflict when ``name`` exists.
+        Both ``custom_args`` and ``settings`` reach each kernel as module-level names and environment variables
+        (names are Python identifiers; one name given as both is BadInput). ``custom_args`` are secrets: never
+        stored, so they are given again to :meth:`start` after the target restarts. ``settings`` are plain values
+        (a volume name, a thread count): stored by the target, they survive restarts and :meth:`get` shows them
+        under ``settings``. Returns once the deployment is registered. Not idempotent: raises Conflict when
+        ``name`` exists.
         """
 
     @abc.abstractmethod

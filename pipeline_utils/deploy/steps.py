@@ -14,11 +14,17 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends import get_deploy_target, get_space
-from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
+from pipeline_utils.config.names import (
+    DEPLOYMENT_NAME_RULE,
+    disjoint_kernel_values,
+    is_deployment_name,
+    kernel_values,
+)
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
 from pipeline_utils.deploy.submission import sample_request
@@ -34,6 +40,16 @@ def custom_args_from_env(names: list[str]) -> dict[str, str]:
     if missing:
         raise BadInput(f"environment variable {missing[0]!r} is not set", field="CUSTOM_ARG_NAMES")
     return {name: os.environ[name] for name in names}
+
+
+def kernel_settings(
+    settings: Mapping[str, Any] | None, custom_args: Mapping[str, str], *, field: str = "KERNEL_SETTINGS"
+) -> dict[str, str]:
+    """The plain kernel settings (not secrets: stored, shown, kept across restarts), checked: Python identifiers
+    as names, text as values, and no name that is also a custom arg."""
+    checked = kernel_values(settings, field)
+    disjoint_kernel_values(checked, custom_args, field)
+    return checked
 
 
 def entry_key(model_asset_id: str | None, deployment_name: str | None) -> str:
@@ -183,14 +199,19 @@ def create_and_start(
     submission: Path,
     *,
     custom_args: dict[str, str],
+    settings: dict[str, str] | None = None,
     kernel_filename: str = "kernel.py",
     ready_timeout: float = 120.0,
 ) -> dict[str, Any]:
-    """Create the deployment with the entry's resource configs, start it and wait until it is ready."""
+    """Create the deployment with the entry's resource configs, its secret custom args and plain kernel
+    ``settings``, start it and wait until it is ready."""
     target = get_deploy_target()
     wmla = entry["wmla_deployment"]
     name = wmla["deployment_name"]
-    target.create(name, submission, wmla["resource_configs"], custom_args, kernel_filename=kernel_filename)
+    target.create(
+        name, submission, wmla["resource_configs"], custom_args, kernel_filename=kernel_filename,
+        settings=kernel_settings(settings, custom_args),
+    )
     started = time.perf_counter()
     target.start(name, custom_args)
     row = target.wait_ready(name, timeout=ready_timeout)
@@ -217,15 +238,22 @@ def deploy(
     *,
     update: bool = False,
     custom_args: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
     kernel_filename: str = "kernel.py",
     ready_timeout: float = 120.0,
 ) -> dict:
-    """Create and start the deployment (``update``: move the existing one), then record what it runs."""
+    """Create and start the deployment (``update``: move the existing one, which keeps its custom args and
+    settings), then record what it runs."""
     if update:
+        if custom_args or settings:
+            raise BadInput(
+                "an update keeps the deployment's custom args and kernel settings; give them when creating it",
+                field="KERNEL_SETTINGS" if settings else "CUSTOM_ARG_NAMES",
+            )
         update_in_place(entry, submission, kernel_filename=kernel_filename, ready_timeout=ready_timeout)
     else:
         create_and_start(
-            entry, submission, custom_args=custom_args or {}, kernel_filename=kernel_filename,
+            entry, submission, custom_args=custom_args or {}, settings=settings, kernel_filename=kernel_filename,
             ready_timeout=ready_timeout,
         )
     return record_deployment(model_asset_id, entry["wmla_deployment"]["deployment_name"], assets)

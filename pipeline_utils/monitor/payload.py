@@ -4,15 +4,23 @@ Records go to the ``monitor_payload_log`` table of the state database. Values un
 secrets (password, token, api key, secret, credential, authorization, cookie, private key) are replaced by
 ``"***"``; strings longer than ``MAX_STRING_CHARS`` (e.g. serialized images) are replaced by a marker with
 their length and SHA-256; a record whose JSON still exceeds ``MAX_RECORD_BYTES`` keeps only its top-level
-keys. Each deployment keeps at most ``MAX_RECORDS`` records, oldest dropped first.
+keys. Each deployment keeps at most ``MAX_RECORDS`` records, oldest dropped first; the log is pruned whenever
+another ``PRUNE_EVERY`` records have been written, so a deployment may briefly hold up to that many more.
 
 ``secrets`` (the deployment's custom-arg values) are masked wherever they occur: inside strings and keys,
 and in numbers whose text contains one; a record whose JSON text would still contain one (only possible for
 values made of JSON punctuation) is stored as ``"***"``. :func:`log_payloads` writes many records in one
 transaction (the runtime's background writer uses it); :func:`decode_body` turns a raw HTTP body into what
 is stored, parsing JSON only below ``MAX_PARSE_BYTES`` and ``MAX_DEPTH`` levels of nesting (other bodies are
-kept as size and SHA-256). A value that still cannot be encoded is stored as a marker, so one odd record
-never sinks the others written with it.
+kept as size and SHA-256). An Open Inference Protocol binary body (binary tensor data extension) is stored as
+its JSON header, each binary tensor's values in its ``data`` as in a JSON request while they fit in the record,
+else described by size and SHA-256. A value that still cannot be encoded is stored as a marker, so one odd
+record never sinks the others written with it.
+
+Speed (the runtime's writer process takes its CPU from serving): a small JSON body that has nothing to redact
+comes back from :func:`decode_body` as a :class:`SentObject` or :class:`SentArray`, its value together with the
+text it was sent as, and is stored as that text when no secret can occur in it, without re-serialising it. Secrets
+are looked for in a record's JSON text first; only a record whose text holds one is walked to mask them.
 """
 
 from __future__ import annotations
@@ -24,15 +32,18 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
+from pipeline_utils.oip import TENSOR_DTYPES, split_binary
 from pipeline_utils.store import connect, register_schema, transaction
 from pipeline_utils.timeutil import from_epoch
 
 MAX_STRING_CHARS = 1024
 MAX_RECORD_BYTES = 16 * 1024
 MAX_RECORDS = 100_000
+PRUNE_EVERY = 10_000
 MAX_PARSE_BYTES = 256 * 1024
 MASK = "***"
 _PLAIN = frozenset({int, float, bool, type(None)})
@@ -40,6 +51,17 @@ _SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|^auth$|credential|cookie|private[_-]?key",
     re.IGNORECASE,
 )
+AS_SENT_BYTES = MAX_STRING_CHARS  # a body this small holds no string long enough to be replaced
+# What keeps an ASCII body from being stored as sent, looked for in its bytes lowercased, digits as zeros and "+"
+# dropped: an escape (a key or secret could hide behind it), NaN and infinity (stored as strings), anything a
+# secret-looking key could contain, numbers that parse as infinite (exponents of 3 digits, integer parts of 309).
+_FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", b"abcdefghijklmnopqrstuvwxyz0000000000")
+_NOT_AS_SENT = re.compile(
+    rb"\\|nan|infinity|e000|pass|secret|token|api[_-]?key|auth|credential|cookie|private[_-]?key"
+)
+_HUGE_INTEGER = b"0" * 309
+_NUMBER_CHARS = frozenset("0123456789.e+-")
+_JSON_PUNCTUATION = frozenset('{}[],:" \t\r\n')
 
 register_schema(
     "monitor_payload",
@@ -54,8 +76,29 @@ register_schema(
         response_json TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS monitor_payload_by_deployment ON monitor_payload_log (deployment, logged_at);
+    CREATE INDEX IF NOT EXISTS monitor_payload_by_deployment_seq ON monitor_payload_log (deployment, seq);
     """,
 )
+
+
+class SentObject(dict):
+    """A body's JSON object that is stored as ``text``, the body as sent (see the module docstring)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: dict[str, Any], text: str) -> None:
+        super().__init__(value)
+        self.text = text
+
+
+class SentArray(list):
+    """A body's JSON array that is stored as ``text``, the body as sent (see the module docstring)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: list[Any], text: str) -> None:
+        super().__init__(value)
+        self.text = text
 
 
 def redact(value: Any, *, max_chars: int = MAX_STRING_CHARS) -> Any:
@@ -103,11 +146,37 @@ def _mask_text(text: str, secrets: Sequence[str]) -> str:
 
 def _clean_secrets(secrets: Iterable[str] | None) -> tuple[str, ...]:
     """Non-empty values, longest first (so a value containing another is masked whole)."""
-    return tuple(sorted({str(s) for s in secrets or () if str(s)}, key=len, reverse=True))
+    if not secrets:
+        return ()
+    if isinstance(secrets, tuple):
+        return _cleaned(secrets)
+    return _cleaned(tuple(secrets))
+
+
+@lru_cache(maxsize=256)
+def _cleaned(secrets: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(sorted({str(s) for s in secrets if str(s)}, key=len, reverse=True))
+
+
+@lru_cache(maxsize=256)
+def _needles(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    """Each secret as it is and as it appears inside a JSON string."""
+    return tuple({form: None for s in secrets for form in (s, json.dumps(s)[1:-1])})
+
+
+@lru_cache(maxsize=256)
+def _only_in_tokens(secrets: tuple[str, ...]) -> bool:
+    """Whether no secret can show up in a body's JSON text only once it is re-serialised.
+
+    Re-serialising a body sent as ASCII without escapes keeps its strings, keys and literals; it changes only
+    the spacing between tokens and how numbers are written. A secret without JSON punctuation or whitespace,
+    and with a character no number is written with, can only occur inside a kept token.
+    """
+    return all(_JSON_PUNCTUATION.isdisjoint(s) and not _NUMBER_CHARS.issuperset(s) for s in secrets)
 
 
 def _leaks(text: str, secrets: Sequence[str]) -> bool:
-    return any(s in text or json.dumps(s)[1:-1] in text for s in secrets)
+    return any(needle in text for needle in _needles(tuple(secrets)))
 
 
 def _finite(value: Any) -> Any:
@@ -120,12 +189,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _capped_json(value: Any, secrets: Sequence[str] = ()) -> str:
-    safe = mask_secrets(redact(value), secrets) if value is not None else None
+def _capped_json(value: Any, secrets: tuple[str, ...] = ()) -> str:
+    if type(value) is SentObject or type(value) is SentArray:
+        if not secrets or (value.text.isascii() and _only_in_tokens(secrets) and not _leaks(value.text, secrets)):
+            return value.text
+        safe = value  # nothing to redact: only secrets may need masking
+    else:
+        safe = redact(value) if value is not None else None
     try:
         text = json.dumps(safe, default=str, allow_nan=False) if safe is not None else "null"
     except ValueError:  # NaN or infinity (Python's json.loads accepts them): stored as strings
-        safe = mask_secrets(_finite(safe), secrets)
+        safe = _finite(safe)
+        text = json.dumps(safe, default=str, allow_nan=False)
+    if secrets and _leaks(text, secrets):  # else masking would change nothing: no string or number holds one
+        safe = mask_secrets(safe, secrets)
         text = json.dumps(safe, default=str, allow_nan=False)
     if len(text.encode("utf-8")) > MAX_RECORD_BYTES:
         keys = sorted(safe) if isinstance(safe, dict) else []
@@ -135,7 +212,7 @@ def _capped_json(value: Any, secrets: Sequence[str] = ()) -> str:
     return text
 
 
-def _stored_json(value: Any, secrets: Sequence[str]) -> str:
+def _stored_json(value: Any, secrets: tuple[str, ...]) -> str:
     """``_capped_json``, or a marker when ``value`` cannot be encoded (nested too deep, circular)."""
     try:
         return _capped_json(value, secrets)
@@ -143,13 +220,13 @@ def _stored_json(value: Any, secrets: Sequence[str]) -> str:
         return json.dumps({"_truncated": True, "_reason": f"not encodable ({type(exc).__name__})"})
 
 
-def _body_marker(raw: bytes, reason: str) -> dict[str, Any]:
+def _body_marker(raw: bytes | memoryview, reason: str) -> dict[str, Any]:
     """What is stored instead of a body that is not parsed: its size and SHA-256, and why."""
     return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest(), "_reason": reason}
 
 
 def decode_body(body: bytes | str | None) -> Any:
-    """What is stored of a raw request or response body: its JSON value, else its text.
+    """What is stored of a raw request or response body: its JSON value, else its text (OIP binary: see above).
 
     Bodies above ``MAX_PARSE_BYTES`` (parsing holds the GIL) and JSON nested deeper than ``MAX_DEPTH``
     (it exhausts the stack) are not parsed: they are stored as ``{"_truncated": true, "_bytes": n,
@@ -158,6 +235,43 @@ def decode_body(body: bytes | str | None) -> Any:
     if body is None:
         return None
     raw = body.encode("utf-8", "replace") if isinstance(body, str) else bytes(body)
+    binary = split_binary(raw)
+    if binary is not None:
+        return _decode_binary(*binary)
+    if len(raw) <= AS_SENT_BYTES and _plain_text(raw) and not too_deep(raw):
+        sent = _as_sent(raw)
+        if sent is not None:
+            return sent
+    return _decode_json(raw)
+
+
+def _plain_text(raw: bytes) -> bool:
+    """Whether a body's bytes show nothing :func:`redact` or the NaN/infinity handling would change.
+
+    ASCII only: secret-looking keys are matched ignoring Unicode case (``"\\u212a"``, the Kelvin sign, is a "k").
+    """
+    if not raw.isascii():
+        return False
+    folded = raw.translate(_FOLD, b"+")
+    return _NOT_AS_SENT.search(folded) is None and _HUGE_INTEGER not in folded
+
+
+def _as_sent(raw: bytes) -> SentObject | SentArray | None:
+    """A small body's JSON object or array kept with its text; None when it is not valid UTF-8 JSON of either."""
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text)
+    except ValueError:  # not UTF-8, not JSON, or a byte-order mark: decoded as before
+        return None
+    if type(value) is dict:
+        return SentObject(value, text)
+    if type(value) is list:
+        return SentArray(value, text)
+    return None
+
+
+def _decode_json(raw: bytes) -> Any:
+    """A body's JSON value, else its text; a marker when too large or too deep to parse."""
     if len(raw) > MAX_PARSE_BYTES:
         return _body_marker(raw, f"above {MAX_PARSE_BYTES} bytes")
     deep = f"JSON nested deeper than {MAX_DEPTH} levels"
@@ -169,6 +283,62 @@ def decode_body(body: bytes | str | None) -> Any:
         return _body_marker(raw, deep)
     except (ValueError, UnicodeDecodeError):
         return raw.decode("utf-8", "replace")
+
+
+def _decode_binary(header_length: int, rest: memoryview) -> Any:
+    """What is stored of an OIP binary body: its JSON header, with each binary tensor's ``data`` kept or described."""
+    if header_length > len(rest):
+        return _body_marker(rest, "binary body whose JSON header runs past its end")
+    header = _decode_json(rest[:header_length].tobytes())
+    tensors = rest[header_length:]
+    if not isinstance(header, dict) or "_truncated" in header:
+        return {"header": header, "binary": _body_marker(tensors, "after a JSON header that is not kept")}
+    budget = MAX_RECORD_BYTES - header_length
+    offset = 0
+    for tensor in _binary_tensors(header):
+        size = tensor["parameters"]["binary_data_size"]
+        chunk = tensors[offset : offset + size]
+        offset += size
+        data = _tensor_values(tensor.get("datatype"), chunk, size)
+        if isinstance(data, list):
+            text_size = len(json.dumps(data))
+            if text_size > budget:
+                data = _body_marker(chunk, f"values take {text_size} bytes as JSON, past the record cap")
+            else:
+                budget -= text_size
+        tensor["data"] = data
+    if offset < len(tensors):
+        header["unclaimed_binary"] = _body_marker(tensors[offset:], "no tensor's binary_data_size claims it")
+    return header
+
+
+def _binary_tensors(header: dict[str, Any]) -> list[dict[str, Any]]:
+    """The header's inputs and outputs whose data follows it in binary, in body order."""
+    found = []
+    for key in ("inputs", "outputs"):
+        tensors = header.get(key)
+        for tensor in tensors if isinstance(tensors, list) else ():
+            parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+            size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+            if type(size) is int and size >= 0:
+                found.append(tensor)
+    return found
+
+
+def _tensor_values(datatype: Any, chunk: memoryview, size: int) -> Any:
+    """A binary tensor's values as a flat list, or a marker saying why they are not kept."""
+    if len(chunk) < size:
+        return _body_marker(chunk, f"binary_data_size {size} runs past the end of the body")
+    dtype = TENSOR_DTYPES.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        return _body_marker(chunk, f"datatype {datatype!r}: kept as its size and hash")
+    if size > MAX_RECORD_BYTES:
+        return _body_marker(chunk, f"above the record cap of {MAX_RECORD_BYTES} bytes")
+    if size % int(dtype[2:]):
+        return _body_marker(chunk, f"not a whole number of {datatype} values")
+    import numpy as np
+
+    return np.frombuffer(chunk, dtype=dtype).tolist()
 
 
 _INSERT = (
@@ -232,7 +402,7 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
         with transaction(conn):
             before = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM monitor_payload_log").fetchone()[0]
             conn.executemany(_INSERT, rows)
-            if (before + len(rows)) // 1000 != before // 1000:
+            if (before + len(rows)) // PRUNE_EVERY != before // PRUNE_EVERY:
                 for deployment in {row[0] for row in rows}:
                     _prune(conn, deployment)
     finally:
@@ -242,10 +412,11 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
 
 
 def _prune(conn: sqlite3.Connection, deployment: str) -> None:
+    """Drop ``deployment``'s records older than its latest ``MAX_RECORDS`` (one walk of its seq index)."""
     conn.execute(
-        "DELETE FROM monitor_payload_log WHERE deployment = ? AND seq NOT IN"
-        " (SELECT seq FROM monitor_payload_log WHERE deployment = ? ORDER BY seq DESC LIMIT ?)",
-        (deployment, deployment, MAX_RECORDS),
+        "DELETE FROM monitor_payload_log WHERE deployment = ?1 AND seq <= (SELECT seq FROM monitor_payload_log"
+        " WHERE deployment = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        (deployment, MAX_RECORDS),
     )
 
 

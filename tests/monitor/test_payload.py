@@ -44,3 +44,106 @@ def test_counts_are_per_deployment() -> None:
     assert payload.payload_count("dep-a") == 3
     assert payload.payload_count("dep-b") == 1
     assert payload.payload_count("dep-c") == 0
+
+
+def _stored_texts(deployment: str) -> list[tuple[str, str]]:
+    """The request and response texts of ``deployment``'s records as they sit in the database, oldest first."""
+    from pipeline_utils.store import connect
+
+    conn = connect()
+    try:
+        rows = conn.execute(
+            "SELECT request_json, response_json FROM monitor_payload_log WHERE deployment = ? ORDER BY seq",
+            (deployment,),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(row[0], row[1]) for row in rows]
+
+
+def _log_raw(deployment: str, request: bytes, response: bytes = b"{}", secrets: tuple = ()) -> None:
+    """Log raw bodies as the runtime's payload writer does: decode each, then one ``log_payloads``."""
+    record = {
+        "deployment": deployment,
+        "request": payload.decode_body(request),
+        "response": payload.decode_body(response),
+        "secrets": secrets,
+    }
+    assert payload.log_payloads([record]) == 1
+
+
+def _strict(text: str) -> object:
+    """``text`` parsed as strict JSON (no NaN or infinity), as other readers of the log parse it."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_small_plain_json_is_stored_as_sent() -> None:
+    request = b'{"data": [[0.5,1,-2.25e-05]],"id":"r1"}'
+    decoded = payload.decode_body(request)
+    assert decoded == {"data": [[0.5, 1, -2.25e-05]], "id": "r1"}
+    _log_raw("dep-fast", request, b'[1, 2]')
+    assert _stored_texts("dep-fast") == [(request.decode(), "[1, 2]")]
+    (record,) = payload.payload_records("dep-fast")
+    assert record["request"] == decoded and record["response"] == [1, 2]
+
+
+def test_small_bodies_still_have_secret_keys_nan_and_huge_numbers_handled() -> None:
+    _log_raw("dep-keys", b'{"Password": "pw", "x": {"api-key": "k"}}', b'{"values": [NaN, 1e400, -1E+999]}')
+    _log_raw("dep-keys", b'{"tok\\u0065n": "t"}', b'{"n": 1' + b"0" * 400 + b'.5}')
+    _log_raw("dep-keys", '{"api_\u212aey": "k", "pa\u017f\u017f": 1}'.encode())  # a Kelvin sign, long s's
+    (first_request, first_response), (second_request, second_response), (third_request, _) = _stored_texts("dep-keys")
+    assert _strict(first_request) == {"Password": "***", "x": {"api-key": "***"}}
+    assert _strict(first_response) == {"values": ["nan", "inf", "-inf"]}
+    assert _strict(second_request) == {"token": "***"}
+    assert _strict(second_response) == {"n": "inf"}
+    assert _strict(third_request) == {"api_\u212aey": "***", "pa\u017f\u017f": "***"}
+
+
+def test_custom_arg_values_are_masked_in_small_bodies_in_every_form() -> None:
+    secrets = ("hunter2", "100000", '"a": 1', "grün")
+    bodies = [
+        b'{"q": "say hunter2 twice", "hunter2": 1}',  # as sent
+        b'{"q": "hunter\\u0032"}',  # behind an escape
+        b'{"x": 1E5, "y": 2}',  # in a number only once it is re-serialised
+        b'{"a":1}',  # spanning keys and punctuation only once it is re-serialised
+        '{"w": "grün"}'.encode(),  # non-ASCII, stored escaped
+        b'["ok", 3]',  # nothing to mask: stored as sent
+    ]
+    for body in bodies:
+        _log_raw("dep-secret", body, secrets=secrets)
+    stored = [request for request, _ in _stored_texts("dep-secret")]
+    for text in stored:
+        assert not any(s in text or json.dumps(s)[1:-1] in text for s in secrets), text
+        assert not any(s in json.dumps(_strict(text)) for s in secrets), text
+    assert _strict(stored[0]) == {"q": "say *** twice", "***": 1}
+    assert _strict(stored[1]) == {"q": "***"}
+    assert _strict(stored[2]) == {"x": "***", "y": 2}
+    assert _strict(stored[3]) == "***"
+    assert _strict(stored[4]) == {"w": "***"}
+    assert stored[5] == '["ok", 3]'
+
+
+def test_bodies_not_sent_as_plain_json_are_decoded_as_before() -> None:
+    assert payload.decode_body(b"\xef\xbb\xbf[1]") == [1]  # a byte-order mark: parsed, not kept as text
+    assert payload.decode_body(b"[1] x") == "[1] x"
+    assert payload.decode_body(b'"just a string"') == "just a string"
+    big = json.dumps({"data": list(range(400))}).encode()
+    assert len(big) > payload.AS_SENT_BYTES and type(payload.decode_body(big)) is dict
+    _log_raw("dep-bom", b"\xef\xbb\xbf[1]")
+    assert _stored_texts("dep-bom") == [("[1]", "{}")]
+
+
+def test_pruning_keeps_each_deployments_latest_records(monkeypatch) -> None:
+    monkeypatch.setattr(payload, "MAX_RECORDS", 30)
+    monkeypatch.setattr(payload, "PRUNE_EVERY", 20)
+    for batch in range(10):
+        records = [{"deployment": "dep-big", "request": {"n": batch * 10 + i}, "response": None} for i in range(9)]
+        records.append({"deployment": "dep-small", "request": {"n": batch}, "response": None})
+        payload.log_payloads(records)
+    kept = [json.loads(request)["n"] for request, _ in _stored_texts("dep-big")]
+    assert kept == [n for n in range(100) if n % 10 != 9][-30:]  # pruned as the 100th record was written
+    assert len(_stored_texts("dep-small")) == 10

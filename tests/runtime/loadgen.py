@@ -16,8 +16,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+FAILED = 0  # the status recorded, with ``reconnect``, for a request whose connection broke before an answer
+
+
 async def _run(
-    url: str, total: int, connections: int, payload: Callable[[int], object], on_answer: Callable[[int], None] | None
+    url: str,
+    total: int,
+    connections: int,
+    payload: Callable[[int], object],
+    on_answer: Callable[[int], None] | None,
+    reconnect: bool,
 ) -> list[tuple[int, bytes]]:
     parts = urlsplit(url)
     answers: list[tuple[int, bytes]] = []
@@ -28,12 +36,19 @@ async def _run(
         try:
             for i in counter:
                 body = json.dumps(payload(i)).encode()
-                writer.write(
-                    f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                answers.append(await _read_response(reader))
+                try:
+                    writer.write(
+                        f"POST {parts.path} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+                        f"content-length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
+                    answers.append(await _read_response(reader))
+                except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                    if not reconnect:
+                        raise
+                    answers.append((FAILED, repr(exc).encode()))
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
                 if on_answer is not None:
                     on_answer(len(answers))
         finally:
@@ -49,6 +64,11 @@ def load(
     connections: int,
     payload: Callable[[int], object],
     on_answer: Callable[[int], None] | None = None,
+    *,
+    reconnect: bool = False,
 ) -> list[tuple[int, bytes]]:
-    """Send ``total`` JSON POSTs over ``connections`` keep-alive connections; return (status, body) pairs."""
-    return asyncio.run(_run(url, total, connections, payload, on_answer))
+    """Send ``total`` JSON POSTs over ``connections`` keep-alive connections; return (status, body) pairs.
+
+    With ``reconnect``, a broken connection is recorded as one ``FAILED`` answer and opened again.
+    """
+    return asyncio.run(_run(url, total, connections, payload, on_answer, reconnect))

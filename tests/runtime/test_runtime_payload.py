@@ -1,14 +1,18 @@
-"""Payload logging in the runtime: a profile switch, a batched background writer, custom-arg values masked."""
+"""Payload logging in the runtime: a profile switch, a writer process fed over a socket, custom-arg values masked."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipeline_utils.backends.local.runtime import client, payloadlog
+from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile, with_defaults
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.monitor import payload
@@ -75,18 +79,81 @@ def test_decode_body_parses_lazily_and_caps() -> None:
     assert payload.payload_records("dep-n")[0]["request"] == ["nan", 1]  # one odd body does not sink a batch
 
 
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_writer_queue_drops_oldest_when_full(monkeypatch: pytest.MonkeyPatch, mlops_home: Path) -> None:
     monkeypatch.setenv("MLOPS_RUNTIME_PAYLOAD_INTERVAL", "60")
     monkeypatch.setattr(payloadlog, "MAX_QUEUED", 5)
     log = payloadlog.PayloadLog(mlops_home)
     for i in range(8):
         log.put("dep-q", 200, 1.0, f'{{"i": {i}}}'.encode(), b'{"ok": true}', ())
-    assert log.stats("dep-q")["dropped"] == 3 and log.queued("dep-q") == 5
+    assert _until(lambda: log.stats("dep-q")["dropped"] == 3), log.stats("dep-q")  # dropped in the writer process
+    assert log.queued("dep-q") == 5 and log.queued() == 5
     assert payload.payload_count("dep-q") == 0  # nothing written before the interval or a flush
     assert log.flush(10)
     log.close()
     assert [r["request"]["i"] for r in payload.payload_records("dep-q")] == [7, 6, 5, 4, 3]
-    assert log.stats("dep-q") == {"written": 5, "dropped": 3, "failed": 0, "queued": 0, "last_error": ""}
+    assert log.stats("dep-q") == {
+        "written": 5, "dropped": 3, "failed": 0, "lost": 0, "queued": 0, "last_error": "", "earlier_writers": 0,
+    }  # fmt: skip
+    assert not list((mlops_home / "runtime" / "payload-log").iterdir()), "a closed log leaves no counts file"
+
+
+def test_secrets_reach_the_writer_over_its_socket_only(monkeypatch: pytest.MonkeyPatch, mlops_home: Path) -> None:
+    monkeypatch.setenv("MLOPS_RUNTIME_PAYLOAD_INTERVAL", "60")
+    log = payloadlog.PayloadLog(mlops_home)
+    log.put("dep-s", 200, 1.0, f'{{"key": "{SECRET}"}}'.encode(), f"echo {SECRET}".encode(), (SECRET,))
+    assert log.flush(10)  # the writer runs its own code by now
+    writer = log.session.proc.pid
+    assert b"payloadwriter" in Path(f"/proc/{writer}/cmdline").read_bytes()
+    for view in ("cmdline", "environ"):
+        assert SECRET.encode() not in Path(f"/proc/{writer}/{view}").read_bytes(), f"custom-arg value in its {view}"
+    log.close()
+    [record] = payload.payload_records("dep-s")
+    assert record["request"] == {"key": "***"} and record["response"] == "echo ***"
+
+
+def test_a_killed_writer_is_replaced_and_what_it_held_counted_lost(
+    monkeypatch: pytest.MonkeyPatch, mlops_home: Path
+) -> None:
+    monkeypatch.setenv("MLOPS_RUNTIME_PAYLOAD_INTERVAL", "60")
+    monkeypatch.setattr(payloadlog, "RESPAWN_PAUSE_SECONDS", 0.3)
+    log = payloadlog.PayloadLog(mlops_home)
+
+    def put(i: int) -> None:
+        log.put("dep-k", 200, 1.0, f'{{"i": {i}}}'.encode(), b"{}", ())
+
+    for i in range(5):
+        put(i)
+    first = log.session.proc
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    put(5)  # finds the writer gone: lost with the 5 it held
+    put(6)  # no writer during the pause after a death: failed
+    assert log.session is None
+    time.sleep(0.4)
+    put(7)
+    assert log.session.proc.pid != first.pid
+    assert log.flush(10)
+    log.close()
+    assert [r["request"]["i"] for r in payload.payload_records("dep-k")] == [7]
+    stats = log.stats("dep-k")
+    assert (stats["written"], stats["lost"], stats["failed"], stats["queued"]) == (1, 6, 1, 0)
+    assert f"writer pid {first.pid} exited" in stats["last_error"]
+    assert 'mlops_runtime_payload_log_lost_total{deployment="dep-k"} 6' in _metrics_text(log)
+
+
+def _metrics_text(log: payloadlog.PayloadLog) -> str:
+    metrics = Metrics()
+    metrics.payload_log = log
+    return metrics.render(list)
 
 
 # -- a real daemon ---------------------------------------------------------------------------------

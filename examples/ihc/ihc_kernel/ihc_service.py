@@ -63,7 +63,7 @@ def resolve_volume_root(setting: Callable[[str], str | None]) -> tuple[Path | No
         return root.resolve(), None
     name = setting("VOLUME_DISPLAY_NAME")
     if not name:
-        return None, "no storage volume configured (custom arg VOLUME_DISPLAY_NAME or VOLUME_DIR)"
+        return None, "no storage volume configured (kernel setting VOLUME_DISPLAY_NAME or VOLUME_DIR)"
     if not _SAFE_ID.match(name):
         return None, f"VOLUME_DISPLAY_NAME {name!r} is not a valid volume name"
     base = os.environ.get("MLOPS_VOLUMES_DIR")

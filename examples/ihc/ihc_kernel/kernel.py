@@ -1,6 +1,6 @@
 """WMLA EDI kernel of the IHC image example (a small offline stand-in for seed 003's DeepLIIF kernel).
 
-Settings, read from custom args (module-level names) first, then the environment:
+Settings, read from kernel settings or custom args (module-level names) first, then the environment:
 - MODEL_DIR: the model folder or file; default: REDHARE_MODEL_PATH (the deployment's folder,
   searched up to 3 levels deep for pixel_classifier.joblib)
 - VOLUME_DIR: the storage volume folder; or VOLUME_DISPLAY_NAME: a local storage volume under

@@ -37,11 +37,15 @@ class LocalTarget(DeploymentTarget):
         custom_args: dict[str, str] | None = None,
         *,
         kernel_filename: str = "kernel.py",
+        settings: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Create the deployment; ``resource_configs`` are seed 000's flat keys (kernel_min, n_cpus, ...)."""
+        """Create the deployment; ``resource_configs`` are seed 000's flat keys (kernel_min, n_cpus, ...).
+
+        The runtime keeps ``custom_args`` in memory only and stores ``settings`` with the deployment.
+        """
         configs = {k: v for k, v in (resource_configs or {}).items() if v is not None}
         return self.client.create(
-            name, folder, kernel_filename=kernel_filename, profile=configs, custom_args=custom_args
+            name, folder, kernel_filename=kernel_filename, profile=configs, custom_args=custom_args, settings=settings
         )
 
     def package(self, entry: dict[str, Any], assets: DeployAssets, *, kernel_filename: str = "kernel.py") -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from pipeline_utils.backends.local.runtime.httplimits import Limits
 from pipeline_utils.backends.local.runtime.settings import (
     ALREADY_RUNNING,
     DEFAULT_PORT,
@@ -32,6 +33,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     PORT_ENV,
     configured_port,
     control_socket,
+    daemon_environment,
     runtime_dir,
     socket_address,
 )
@@ -84,6 +86,7 @@ class RuntimeClient:
         info = self.daemon_info()
         if info is not None:
             return daemon_url(info)
+        Limits.from_environment(os.environ)
         process, log = self._spawn_daemon()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -97,10 +100,13 @@ class RuntimeClient:
         raise Unavailable(f"the runtime daemon did not answer within {timeout:.0f} s (log: {log})")
 
     def _spawn_daemon(self) -> tuple[subprocess.Popen, Path]:
-        """Start a daemon process on this client's state directory and port; its output goes to daemon.log."""
+        """Start the runtime's supervisor (which runs the daemon) on this client's state directory and port.
+
+        It gets the allow-listed environment only (:func:`daemon_environment`); its output goes to daemon.log.
+        """
         log = runtime_dir(self.home) / "daemon.log"
-        env = {**os.environ, "MLOPS_HOME": str(self.home), PORT_ENV: str(self.port)}
-        command = [sys.executable, "-m", "pipeline_utils.backends.local.runtime.daemon", "--port", str(self.port)]
+        env = {**daemon_environment(os.environ), "MLOPS_HOME": str(self.home), PORT_ENV: str(self.port)}
+        command = [sys.executable, "-m", "pipeline_utils.backends.local.runtime.supervisor", "--port", str(self.port)]
         with log.open("ab") as out:
             process = subprocess.Popen(
                 command,
@@ -115,15 +121,16 @@ class RuntimeClient:
         return process, log
 
     def shutdown_daemon(self, timeout: float = 15.0) -> bool:
-        """Stop the daemon (deployments keep their desired state and come back on the next start)."""
+        """Stop the runtime (daemon and supervisor); deployments keep their desired state for its next start."""
         info = self.daemon_info()
         if info is None:
             return False
         with contextlib.suppress(httpx.HTTPError, OSError):
             self._control("POST", "/admin/shutdown", timeout=5.0)
+        pids = [info["pid"], info.get("supervisor")]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(info["pid"]):
+            if not any(pid and _alive(pid) for pid in pids):
                 return True
             time.sleep(0.02)
         return False
@@ -154,15 +161,20 @@ class RuntimeClient:
         kernel_filename: str = "kernel.py",
         profile: dict[str, Any] | None = None,
         custom_args: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
         flavour: str | None = None,
     ) -> dict[str, Any]:
-        """Register a deployment from a folder (copied into the runtime); it starts stopped."""
+        """Register a deployment from a folder (copied into the runtime); it starts stopped.
+
+        ``custom_args`` are secrets (kept in memory only); ``settings`` are plain kernel values, stored and shown.
+        """
         body = {
             "name": name,
             "folder": str(Path(folder).resolve()),
             "kernel_filename": kernel_filename,
             "profile": profile or {},
             "custom_args": custom_args or {},
+            "settings": settings or {},
             "flavour": flavour,
         }
         return self._call("POST", "/admin/deployments", body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -19,12 +18,14 @@ import socket
 import struct
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils import __version__
+from pipeline_utils import __version__, oip
 from pipeline_utils.backends.local.runtime import flavours, ipc, records
+from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
 from pipeline_utils.backends.local.runtime.httpserver import (
     HttpProtocol,
     Request,
@@ -33,23 +34,27 @@ from pipeline_utils.backends.local.runtime.httpserver import (
     error_response,
     json_response,
 )
+from pipeline_utils.backends.local.runtime.keeper import Keeper
+from pipeline_utils.backends.local.runtime.lifeline import die_with_parent
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
-from pipeline_utils.backends.local.runtime.pool import Pool, Spare, spawn_worker
+from pipeline_utils.backends.local.runtime.pool import Pool
+from pipeline_utils.backends.local.runtime.procs import Zygote, summarize_enforcement
 from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile
 from pipeline_utils.backends.local.runtime.settings import (
-    ALREADY_RUNNING,
-    DEFAULT_PORT,
+    BAD_SETTINGS,
     HOST,
     INFERENCE_PREFIX,
     LOOPBACK_NAMES,
-    configured_port,
-    control_socket,
     log_dir,
     runtime_dir,
-    socket_address,
 )
-from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
+from pipeline_utils.config.names import (
+    DEPLOYMENT_NAME_RULE,
+    disjoint_kernel_values,
+    is_deployment_name,
+    kernel_values,
+)
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError, Unavailable
 from pipeline_utils.fsutil import atomic_write_text
@@ -63,18 +68,6 @@ def check_name(name: Any) -> str:
     if not is_deployment_name(name):
         raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="name")
     return name
-
-
-def check_custom_args(values: Any) -> dict[str, str]:
-    """Custom args as a name -> string mapping with Python identifiers as names."""
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise BadInput("must be an object of NAME: value", field="custom_args")
-    for key in values:
-        if not isinstance(key, str) or not key.isidentifier():
-            raise BadInput(f"name {key!r} is not a valid Python identifier", field="custom_args")
-    return {k: str(v) for k, v in values.items()}
 
 
 def foreign_request(request: Request) -> str | None:
@@ -134,21 +127,33 @@ def _object(request: Request) -> dict[str, Any]:
     return body
 
 
+LIFECYCLE = {
+    ("", "DELETE"): "delete",
+    ("start", "POST"): "start",
+    ("stop", "POST"): "stop",
+    ("profile", "PATCH"): "change_profile",
+    ("profile", "POST"): "change_profile",
+    ("update", "POST"): "update",
+}
+"""The admin routes that change a deployment's lifecycle: the Runtime method of each, run under the pool's lock."""
+
+
 class Runtime:
     """The daemon's application: routing, the admin API and the deployment pools."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, keeper: Keeper) -> None:
         self.home = home
         self.port = port
+        self.keeper = keeper
+        self.cpus = CpuAllocator()
         self.metrics = Metrics()
         self.payload_log = PayloadLog(home)
         self.metrics.payload_log = self.payload_log
         self.pools: dict[str, Pool] = {}
         self.started_at = time.time()
         self.shutdown_event = asyncio.Event()
-        self.spare: Spare | None = None
+        self.zygote = Zygote(home)
         self.creating: set[str] = set()
-        self.spares_enabled = os.environ.get("MLOPS_RUNTIME_SPARE", "1") != "0"
 
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port}{INFERENCE_PREFIX}{name}"
@@ -210,7 +215,8 @@ class Runtime:
     async def kserve(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         if parts == ["v2"]:
-            return json_response(200, {"name": "mlops-runtime", "version": __version__, "extensions": []})
+            extensions = ["binary_tensor_data"]
+            return json_response(200, {"name": "mlops-runtime", "version": __version__, "extensions": extensions})
         if parts == ["v2", "health", "live"]:
             return json_response(200, {"live": True})
         if parts == ["v2", "health", "ready"]:
@@ -229,9 +235,25 @@ class Runtime:
             return json_response(200, self._model_metadata(pool))
         if rest == ["ready"]:
             return json_response(200 if pool.ready else 503, {"name": name, "ready": pool.ready})
-        if rest == ["infer"] and request.method == "POST":
-            return await self.infer(name, ipc.KSERVE, request.body)
-        return error(404, f"no route for {request.method} {request.path}")
+        if rest != ["infer"] or request.method != "POST":
+            return error(404, f"no route for {request.method} {request.path}")
+        body = request.body
+        header_length = request.headers.get("inference-header-content-length")
+        if header_length is not None:
+            digits = header_length.isascii() and header_length.isdecimal() and len(header_length) <= 20
+            if not digits or int(header_length) > len(body):
+                raise BadInput(
+                    f"{header_length!r} is not a byte count within the {len(body)}-byte body",
+                    field="Inference-Header-Content-Length",
+                )
+            body = oip.binary_prefix(int(header_length)) + body
+        response = await self.infer(name, ipc.KSERVE, body)
+        binary = oip.split_binary(response.body)
+        if binary is None:
+            return response
+        json_length, answer = binary
+        extension = (("inference-header-content-length", str(json_length)),)
+        return Response(response.status, answer.tobytes(), "application/octet-stream", extension)
 
     def _model_metadata(self, pool: Pool) -> dict[str, Any]:
         config_path = pool.folder / pool.entry
@@ -275,29 +297,15 @@ class Runtime:
             action = parts[2] if len(parts) > 2 else ""
             if action == "" and method == "GET":
                 return json_response(200, self._view(pool))
-            if action == "" and method == "DELETE":
-                return await self.delete(pool)
-            if action == "start" and method == "POST":
-                body = _object(request)
-                pool.start(check_custom_args(body.get("custom_args")) if "custom_args" in body else None)
-                if pool.state == "started":
-                    records.update(pool.name, desired="started")
-                return json_response(200, self._row(pool))
-            if action == "stop" and method == "POST":
-                records.update(pool.name, desired="stopped")
-                body = _object(request)
-                await pool.stop(body.get("drain_timeout"))
-                return json_response(200, self._row(pool))
             if action == "profile" and method == "GET":
                 return json_response(200, pool.profile)
-            if action == "profile" and method in ("PATCH", "POST"):
-                pool.profile = apply_changes(pool.profile, _object(request))
-                records.update(pool.name, profile=pool.profile)
-                pool.maintain()
-                pool.dispatch()
-                return json_response(200, pool.profile)
-            if action == "update" and method == "POST":
-                return await self.update(pool, _object(request))
+            change = LIFECYCLE.get((action, method))
+            if change is not None:
+                body = _object(request) if method != "DELETE" else {}
+                async with pool.lifecycle:
+                    if self.pools.get(pool.name) is not pool:
+                        raise NotFound(f"no deployment named {pool.name!r}", field="name")
+                    return await getattr(self, change)(pool, body)
         return error(404, f"no admin route for {method} {request.path}")
 
     async def create(self, body: dict[str, Any]) -> Response:
@@ -311,12 +319,14 @@ class Runtime:
             self.creating.discard(name)
 
     async def _create(self, name: str, body: dict[str, Any]) -> Response:
-        source = Path(str(body.get("folder") or "")).expanduser().resolve()
+        source = self.source_folder(body)
         kernel_filename = str(body.get("kernel_filename") or "kernel.py")
         flavour, entry = flavours.detect(source, kernel_filename)
         if body.get("flavour") and body["flavour"] != flavour:
             raise BadInput(f"{source} looks like a {flavour} deployment, not {body['flavour']}", field="flavour")
-        secrets = check_custom_args(body.get("custom_args"))
+        secrets = kernel_values(body.get("custom_args"), "custom_args")
+        settings = kernel_values(body.get("settings"), "settings")
+        disjoint_kernel_values(settings, secrets, "settings")
         profile = apply_changes(default_profile(), body.get("profile") or {})
         shutil.rmtree(log_dir(self.home, name), ignore_errors=True)
         target = runtime_dir(self.home) / "repo" / name / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -330,19 +340,55 @@ class Runtime:
             "profile": profile,
             "desired": "stopped",
             "custom_arg_names": sorted(secrets),
+            "settings": settings,
         }
         records.insert(record)
-        pool = Pool(record, self.home, self.metrics, self.take_spare)
-        pool.payload_log = self.payload_log
-        pool.secrets = secrets
-        pool.secret_values = tuple(v for v in secrets.values() if v)
+        pool = self._pool(record)
+        pool.set_secrets(secrets)
+        self.keeper.remember(name, secrets)
         self.pools[name] = pool
-        self.ensure_spare()
         return json_response(201, self._row(pool))
 
-    async def delete(self, pool: Pool) -> Response:
+    async def start(self, pool: Pool, body: dict[str, Any]) -> Response:
+        """Start serving, with new custom-arg values when the body has them."""
+        if "custom_args" in body:
+            pool.set_secrets(kernel_values(body.get("custom_args"), "custom_args"))
+            self.keeper.remember(pool.name, pool.secrets or {})
+        pool.start()
+        if pool.state == "started":
+            records.update(pool.name, desired="started")
+        return json_response(200, self._row(pool))
+
+    async def stop(self, pool: Pool, body: dict[str, Any]) -> Response:
+        """Stop serving once queued and in-flight requests are answered (or ``drain_timeout`` seconds pass)."""
+        timeout = body.get("drain_timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+            raise BadInput(f"{timeout!r} is not a number of seconds >= 0", field="drain_timeout")
+        records.update(pool.name, desired="stopped")
+        await pool.stop(timeout)
+        return json_response(200, self._row(pool))
+
+    async def change_profile(self, pool: Pool, body: dict[str, Any]) -> Response:
+        """Apply profile changes live (validated whole before anything changes)."""
+        pool.profile = apply_changes(pool.profile, body)
+        records.update(pool.name, profile=pool.profile)
+        pool.maintain()
+        pool.dispatch()
+        return json_response(200, pool.profile)
+
+    def source_folder(self, body: dict[str, Any]) -> Path:
+        """The folder to serve from; refused when it holds this runtime's own state (copying it would recurse)."""
+        source = Path(str(body.get("folder") or "")).expanduser().resolve()
+        if runtime_dir(self.home).resolve().is_relative_to(source):
+            raise BadInput(f"{source} holds the runtime's state directory {self.home}; serve a folder outside it",
+                           field="folder")
+        return source
+
+    async def delete(self, pool: Pool, body: dict[str, Any]) -> Response:
+        """Stop a deployment and remove it with its copied folder and logs."""
         await pool.stop(drain_timeout=0)
         self.pools.pop(pool.name, None)
+        self.keeper.forget(pool.name)
         records.delete(pool.name)
         self.metrics.forget(pool.name)
         shutil.rmtree(runtime_dir(self.home) / "repo" / pool.name, ignore_errors=True)
@@ -351,7 +397,7 @@ class Runtime:
 
     async def update(self, pool: Pool, body: dict[str, Any]) -> Response:
         """Serve a new folder under the same name: copy it in, restart the kernels on it, roll back if they fail."""
-        source = Path(str(body.get("folder") or "")).expanduser().resolve()
+        source = self.source_folder(body)
         flavour, entry = flavours.detect(source, str(body.get("kernel_filename") or "kernel.py"))
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
         target = runtime_dir(self.home) / "repo" / pool.name / f"{pool.name}-{stamp}"
@@ -363,7 +409,7 @@ class Runtime:
         if problem:
             await pool.stop(drain_timeout=0)
             pool.folder, pool.flavour, pool.entry = before
-            pool.start(None)
+            pool.start()
             shutil.rmtree(target, ignore_errors=True)
             raise Unavailable(f"{pool.name}: the new version did not start ({problem}); the previous one serves again")
         records.update(pool.name, folder=str(target), source=str(source), flavour=flavour, entry=entry)
@@ -372,7 +418,7 @@ class Runtime:
 
     async def _serve_again(self, pool: Pool, timeout: float) -> str | None:
         """Start the pool and wait until it serves; the reason when it fails or takes longer than ``timeout``."""
-        pool.start(None)
+        pool.start()
         deadline = time.monotonic() + timeout
         while not pool.ready:
             if pool.state != "started":
@@ -386,15 +432,12 @@ class Runtime:
         return {**pool.info(), "url": self.url(pool.name)}
 
     def _view(self, pool: Pool) -> dict[str, Any]:
-        enforced = {
-            "cpu_affinity": hasattr(os, "sched_setaffinity"),
-            "memory_limit": "RLIMIT_AS" if sys.platform.startswith("linux") else "not enforced on this OS",
-            "gpus": "not available in the local runtime",
-        }
+        enforced = summarize_enforcement([k.enforcement for k in pool.kernels if k.enforcement])
         return {
             **self._row(pool),
             "folder": str(pool.folder),
             "entry": pool.entry,
+            "settings": pool.settings,
             "profile": pool.profile,
             "enforcement": enforced,
             "kernels": [k.info() for k in pool.kernels],
@@ -402,95 +445,70 @@ class Runtime:
             "payload_log": {"enabled": pool.log_payloads, **self.payload_log.stats(pool.name)},
         }
 
-    # -- warm spare worker -----------------------------------------------------------------------
-
-    def take_spare(self) -> Spare | None:
-        """Hand out the warm spare worker (common modules already imported), if one is alive."""
-        spare, self.spare = self.spare, None
-        if spare is not None and spare[0].poll() is not None:
-            spare[1].close()
-            spare = None
-        if spare is not None:
-            asyncio.get_running_loop().call_later(0.5, self.ensure_spare)
-        return spare
-
-    def ensure_spare(self) -> None:
-        """Keep one warm spare worker (common modules imported) so that kernels start without import time."""
-        if self.spare is not None and self.spare[0].poll() is not None:
-            self.spare[1].close()
-            self.spare = None
-        if self.spare is None and self.spares_enabled and not self.shutdown_event.is_set():
-            log = runtime_dir(self.home) / "logs" / "spare.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self.spare = spawn_worker({"MLOPS_KERNEL_SPARE": "1"}, log)
-            except OSError as exc:
-                print(f"mlops runtime: no warm spare worker: {exc}", file=sys.stderr, flush=True)
-                self.spares_enabled = False
-
     # -- boot and housekeeping -------------------------------------------------------------------
 
+    def _pool(self, record: dict[str, Any]) -> Pool:
+        """The serving state of a deployment record, sharing the daemon's payload log and CPU allocation."""
+        return Pool(record, self.home, self.metrics, self.zygote, self.cpus, self.payload_log)
+
     def boot(self) -> None:
-        """Load deployment records; bring back those that were started."""
+        """Load deployment records with the custom args the supervisor kept; bring back those that were started."""
+        kept = self.keeper.kept_secrets()
         for record in records.all_records():
-            pool = Pool(record, self.home, self.metrics, self.take_spare)
-            pool.payload_log = self.payload_log
+            pool = self._pool(record)
+            if record["name"] in kept:
+                pool.set_secrets(kept[record["name"]])
             self.pools[record["name"]] = pool
             if record["desired"] == "started":
-                pool.start(None)
-        self.ensure_spare()
+                pool.start()
+        try:
+            self.zygote.ensure()
+        except OSError as exc:
+            print(f"mlops runtime: the zygote did not start ({exc}); kernel starts will say why", file=sys.stderr)
 
     async def housekeeping(self) -> None:
+        """Every 0.2 s, a round of :meth:`tend`; nothing that fails in one round stops the next."""
         while True:
             await asyncio.sleep(0.2)
-            now = time.monotonic()
-            for pool in list(self.pools.values()):
+            self.tend(time.monotonic())
+
+    def tend(self, now: float) -> None:
+        """One housekeeping round: start timeouts, idle release and kernel counts of each pool.
+
+        An exception is logged with its pool and the round goes on with the others.
+        """
+        for pool in list(self.pools.values()):
+            try:
                 pool.check_starts(now)
                 pool.release_idle(now)
                 pool.maintain()
-            self.ensure_spare()
+            except Exception:  # noqa: BLE001 - housekeeping must outlive any one failure
+                print(f"mlops runtime: housekeeping of {pool.name} failed; it goes on:", file=sys.stderr, flush=True)
+                traceback.print_exc()
 
     async def close(self) -> None:
-        if self.spare is not None:
-            self.spare[0].kill()
-            self.spare[1].close()
         await asyncio.gather(*(p.stop(drain_timeout=2) for p in self.pools.values()), return_exceptions=True)
+        self.zygote.close()
         await asyncio.get_running_loop().run_in_executor(None, self.payload_log.close)
 
 
-async def serve_control_plane(runtime: Runtime, home: Path) -> asyncio.AbstractServer:
-    """Listen on ``runtime/control.sock``, created with mode 0600 (umask), in the 0700 runtime folder."""
-    path = control_socket(home)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    previous = os.umask(0o177)
-    try:
-        with socket_address(path) as address:
-            return await asyncio.get_running_loop().create_unix_server(
-                lambda: OwnerOnlyProtocol(ControlPlane(runtime)), address
-            )
-    finally:
-        os.umask(previous)
-
-
-async def serve(port: int) -> None:
-    """Run the daemon until SIGTERM/SIGINT or an admin shutdown."""
+async def serve(inference: socket.socket, control_listener: socket.socket, keeper: Keeper) -> None:
+    """Serve on the sockets the supervisor bound until SIGTERM/SIGINT or an admin shutdown."""
     home = mlops_home()
-    runtime = Runtime(home, port)
+    runtime = Runtime(home, inference.getsockname()[1], keeper)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: HttpProtocol(runtime), HOST, port, backlog=1024)
-    runtime.port = server.sockets[0].getsockname()[1]
-    control = await serve_control_plane(runtime, home)
-    info = {"pid": os.getpid(), "port": runtime.port, "started_at": runtime.started_at}
+    server = await HttpProtocol.listen(runtime, sock=inference)
+    control = await loop.create_unix_server(lambda: OwnerOnlyProtocol(ControlPlane(runtime)), sock=control_listener)
+    info = {"pid": os.getpid(), "supervisor": os.getppid(), "port": runtime.port, "started_at": runtime.started_at}
     atomic_write_text(runtime_dir(home) / "daemon.json", json.dumps(info))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.shutdown_event.set)
     runtime.boot()
-    keeper = loop.create_task(runtime.housekeeping())
+    keeper_task = loop.create_task(runtime.housekeeping())
     print(f"mlops runtime {__version__} listening on http://{HOST}:{runtime.port} (pid {os.getpid()})", flush=True)
     await runtime.shutdown_event.wait()
-    keeper.cancel()
-    server.close()
+    keeper_task.cancel()
+    await server.drain()
     control.close()
     await runtime.close()
     with contextlib.suppress(FileNotFoundError):
@@ -498,18 +516,19 @@ async def serve(port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: take the daemon lock, then serve."""
+    """Entry point of the daemon, run by its supervisor with the listening sockets and the keeper channel."""
     parser = argparse.ArgumentParser(prog="python -m pipeline_utils.backends.local.runtime.daemon")
     parser.add_argument(
-        "--port", type=int, default=None, help=f"port on 127.0.0.1 (default $MLOPS_RUNTIME_PORT or {DEFAULT_PORT})"
+        "--fds", required=True, help="inherited file descriptors: inference socket, control socket, keeper channel"
     )
     args = parser.parse_args(argv)
-    lock = (runtime_dir() / "daemon.lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print("another mlops runtime daemon is already running for this MLOPS_HOME", file=sys.stderr)
-        return ALREADY_RUNNING
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() == 1:
+        return 1
+    inference_fd, control_fd, keeper_fd = (int(fd) for fd in args.fds.split(","))
+    inference = socket.socket(fileno=inference_fd)
+    control = socket.socket(fileno=control_fd)
+    keeper = Keeper(socket.socket(fileno=keeper_fd))
     try:
         import uvloop
 
@@ -518,10 +537,10 @@ def main(argv: list[str] | None = None) -> int:
         loop_factory = None
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serve(args.port if args.port is not None else configured_port()))
-    except OSError as exc:
-        print(f"mlops runtime: cannot listen ({exc}); set MLOPS_RUNTIME_PORT to a free port", file=sys.stderr)
-        return 1
+            runner.run(serve(inference, control, keeper))
+    except PipelineError as exc:
+        print(f"mlops runtime: cannot start: {exc}", file=sys.stderr, flush=True)
+        return BAD_SETTINGS
     return 0
 
 

@@ -1,6 +1,8 @@
 """Length-prefixed frames between the daemon and its kernel workers.
 
 A frame is a 9-byte header (body length, request id, kind) followed by the body bytes.
+A KSERVE body, and the RESULT body answering it, is either JSON or an Open Inference Protocol binary body
+framed as :mod:`pipeline_utils.oip` describes.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ class Metrics:
         self.restarts: dict[str, int] = defaultdict(int)
         self.bucket_counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.latency_sum: dict[str, float] = defaultdict(float)
-        self.payload_log: Any = None  # the daemon's PayloadLog: written/dropped/failed counters per deployment
+        self.payload_log: Any = None  # the daemon's PayloadLog: written/dropped/failed/lost counters per deployment
 
     def observe(self, deployment: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -76,18 +76,20 @@ class Metrics:
             f'mlops_runtime_kernel_restarts_total{{deployment="{d}"}} {n}' for d, n in sorted(self.restarts.items())
         ]
         if self.payload_log is not None:
-            for metric, series, text in (
-                ("written", self.payload_log.written, "Payload log records written."),
-                ("dropped", self.payload_log.dropped, "Payload log records dropped (writer queue full)."),
-                ("failed", self.payload_log.failed, "Payload log records lost to write errors."),
+            counters = self.payload_log.counters()
+            for metric, text in (
+                ("written", "Payload log records written."),
+                ("dropped", "Payload log records dropped (writer queue full)."),
+                ("failed", "Payload log records lost to write errors."),
+                ("lost", "Payload log records lost when the daemon or its writer process died before writing them."),
             ):
                 lines += [
                     f"# HELP mlops_runtime_payload_log_{metric}_total {text}",
                     f"# TYPE mlops_runtime_payload_log_{metric}_total counter",
                 ]
                 lines += [
-                    f'mlops_runtime_payload_log_{metric}_total{{deployment="{d}"}} {n}'
-                    for d, n in sorted(dict(series).items())
+                    f'mlops_runtime_payload_log_{metric}_total{{deployment="{d}"}} {values[metric]}'
+                    for d, values in counters.items()
                 ]
             lines += [
                 "# HELP mlops_runtime_payload_log_queued Payload log records waiting for the writer.",

@@ -11,18 +11,17 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
+from pipeline_utils.backends.local.runtime.procs import KernelHandle, Zygote
 from pipeline_utils.backends.local.runtime.profile import with_defaults
 
 MAX_QUEUE = 10_000
@@ -38,41 +37,13 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-Spare = tuple[subprocess.Popen, socket.socket]
-
-
-def spawn_worker(env: dict[str, str], log: Path) -> Spare:
-    """Start a worker process on one end of a fresh socket pair; returns it and the daemon's end."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    for end in (parent, child):
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    full_env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        **env,
-        "PYTHONUNBUFFERED": "1",
-        "MLOPS_KERNEL_FD": str(child.fileno()),
-    }
+def _enforcement_report(body: bytes) -> dict[str, Any]:
+    """The limits a kernel measured at its start, from the JSON body of its READY frame."""
     try:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline_utils.backends.local.runtime.worker"],
-                env=full_env,
-                cwd=log.parent,
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-    except OSError:
-        parent.close()
-        raise
-    finally:
-        child.close()
-    return proc, parent
+        report = json.loads(body or b"{}")
+    except ValueError:
+        return {"error": "the kernel's READY report is not JSON"}
+    return report if isinstance(report, dict) else {"error": "the kernel's READY report is not an object"}
 
 
 class Job:
@@ -105,7 +76,8 @@ class KernelProcess(asyncio.Protocol):
         self.inflight: dict[int, Job] = {}
         self.reader = ipc.FrameReader()
         self.transport: asyncio.Transport | None = None
-        self.proc: subprocess.Popen | None = None
+        self.proc: KernelHandle | None = None
+        self.enforcement: dict[str, Any] = {}
         self.started_at = time.monotonic()
         self.last_used = time.monotonic()
         self.error = ""
@@ -117,6 +89,7 @@ class KernelProcess(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for rid, kind, body in self.reader.feed(data):
             if kind == ipc.READY:
+                self.enforcement = _enforcement_report(body)
                 self.state = "ready"
                 self.pool.on_kernel_ready(self)
                 continue
@@ -164,6 +137,7 @@ class KernelProcess(asyncio.Protocol):
             "state": self.state,
             "pid": self.proc.pid if self.proc else None,
             "inflight": len(self.inflight),
+            "enforcement": self.enforcement,
         }
 
 
@@ -171,9 +145,16 @@ class Pool:
     """The serving state of one deployment."""
 
     def __init__(
-        self, record: dict[str, Any], home: Path, metrics: Metrics, take_spare: Callable[[], Spare | None]
+        self,
+        record: dict[str, Any],
+        home: Path,
+        metrics: Metrics,
+        zygote: Zygote,
+        cpus: CpuAllocator,
+        payload_log: PayloadLog | None = None,
     ) -> None:
-        self.take_spare = take_spare
+        self.zygote = zygote
+        self.cpus = cpus
         self.loop = asyncio.get_running_loop()
         self.name: str = record["name"]
         self.folder = Path(record["folder"])
@@ -182,9 +163,10 @@ class Pool:
         self.log_payloads = False
         self.profile = with_defaults(record["profile"])
         self.custom_arg_names: list[str] = record["custom_arg_names"]
+        self.settings: dict[str, str] = dict(record.get("settings") or {})
         self.secrets: dict[str, str] | None = None
         self.secret_values: tuple[str, ...] = ()
-        self.payload_log: PayloadLog | None = None
+        self.payload_log = payload_log
         self.home = home
         self.metrics = metrics
         self.state = "stopped"
@@ -194,7 +176,7 @@ class Pool:
         self.served = 0
         self.errors = 0
         self.start_failures = 0
-        self._cpu_cursor = 0
+        self.lifecycle = asyncio.Lock()
 
     # -- policy values -------------------------------------------------------------------------
 
@@ -240,11 +222,13 @@ class Pool:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, secrets: dict[str, str] | None) -> None:
-        """Start serving: launch kernel_min kernels."""
-        if secrets is not None:
-            self.secrets = dict(secrets)
-            self.secret_values = tuple(v for v in self.secrets.values() if v)
+    def set_secrets(self, secrets: dict[str, str]) -> None:
+        """Take the custom-arg values (kept in memory only) that kernels started from now on get."""
+        self.secrets = dict(secrets)
+        self.secret_values = tuple(v for v in self.secrets.values() if v)
+
+    def start(self) -> None:
+        """Start serving: launch kernel_min kernels (or wait as needs-custom-args when values are missing)."""
         missing = [n for n in self.custom_arg_names if n not in (self.secrets or {})]
         if missing:
             self.state = "needs-custom-args"
@@ -369,7 +353,7 @@ class Pool:
         _log(f"{self.name}: kernel {kernel.pod} ready in {seconds:.2f} s")
         if self.state == "started":
             self.error = ""
-        else:
+        elif not (self.state == "stopping" and self.queue):
             kernel.request_shutdown()
 
     def on_timeout(self, kernel: KernelProcess, job: Job) -> None:
@@ -383,6 +367,7 @@ class Pool:
     def on_kernel_exit(self, kernel: KernelProcess) -> None:
         was = kernel.state
         kernel.state = "exited"
+        self.cpus.release(kernel.pod)
         if kernel in self.kernels:
             self.kernels.remove(kernel)
         code = kernel.proc.poll() if kernel.proc else None
@@ -418,19 +403,15 @@ class Pool:
     def log_path(self, pod: str) -> Path:
         return self.home / "runtime" / "logs" / self.name / f"{pod}.log"
 
-    def _cpus(self) -> list[int]:
-        available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        count = min(int(self.profile["resource"]["n_cpus"]), len(available))
-        if not available or count >= len(available):
-            return available
-        picked = [available[(self._cpu_cursor + i) % len(available)] for i in range(count)]
-        self._cpu_cursor += count
-        return picked
+    def _cpus(self, pod: str) -> list[int]:
+        """The CPUs kernel ``pod`` is pinned to: the daemon-wide least loaded ones."""
+        return self.cpus.take(pod, int(self.profile["resource"]["n_cpus"]))
 
     def kernel_env(self, pod: str) -> dict[str, str]:
-        """The environment a kernel gets on top of the daemon's (custom-arg values included)."""
+        """What a kernel sets in its environment after the fork (custom-arg values included: never an exec env)."""
         threads = str(max(1, int(self.profile["resource"]["n_cpus"])))
         return {
+            **self.settings,
             **(self.secrets or {}),
             "OMP_NUM_THREADS": threads,
             "OPENBLAS_NUM_THREADS": threads,
@@ -438,9 +419,9 @@ class Pool:
             "MLOPS_KERNEL_FLAVOUR": self.flavour,
             "MLOPS_KERNEL_FILE": str(self.folder / self.entry),
             "MLOPS_KERNEL_BATCH": str(self.capacity),
-            "MLOPS_KERNEL_CPUS": ",".join(map(str, self._cpus())),
+            "MLOPS_KERNEL_CPUS": ",".join(map(str, self._cpus(pod))),
             "MLOPS_KERNEL_MEMORY_MB": str(int(self.profile["resource"]["memory_allocation"] or 0)),
-            "MLOPS_CUSTOM_ARG_NAMES": ",".join(self.custom_arg_names),
+            "MLOPS_KERNEL_GLOBALS": ",".join([*self.settings, *self.custom_arg_names]),
             "REDHARE_MODEL_NAME": self.name,
             "REDHARE_MODEL_PATH": str(self.folder),
             "MSD_POD_NAME": pod,
@@ -452,20 +433,14 @@ class Pool:
         self.kernels.append(kernel)
         log = self.log_path(pod)
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = self.kernel_env(pod)
-        spare = self.take_spare() if env["OMP_NUM_THREADS"] == "1" else None
-        if spare is not None:
-            kernel.proc, parent = spare
-            parent.sendall(ipc.pack(0, ipc.ASSIGN, json.dumps({"env": env, "log": str(log)}).encode()))
-        else:
-            try:
-                kernel.proc, parent = spawn_worker({**env}, log)
-            except OSError as exc:
-                kernel.error = str(exc)
-                self.kernels.remove(kernel)
-                self._start_failed(kernel)
-                return
-        parent.setblocking(False)
+        try:
+            kernel.proc, parent = self.zygote.start_kernel(pod, log, self.kernel_env(pod))
+        except OSError as exc:
+            kernel.error = str(exc)
+            self.kernels.remove(kernel)
+            self.cpus.release(pod)
+            self._start_failed(kernel)
+            return
         self.loop.create_task(self._connect(kernel, parent))
 
     async def _connect(self, kernel: KernelProcess, sock: socket.socket) -> None:

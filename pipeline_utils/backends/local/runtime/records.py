@@ -1,11 +1,14 @@
 """Deployment records in the state database: what to serve and whether it should be running.
 
-Only custom-arg NAMES are stored; their values stay in the daemon's memory.
+Only custom-arg NAMES are stored; their values stay in memory (the daemon's and its supervisor's). Kernel
+settings are plain values and are stored whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -23,6 +26,7 @@ store.register_schema(
         profile TEXT NOT NULL,
         desired TEXT NOT NULL DEFAULT 'stopped',
         custom_arg_names TEXT NOT NULL DEFAULT '[]',
+        settings TEXT NOT NULL DEFAULT '{}',
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
     );
@@ -30,22 +34,39 @@ store.register_schema(
 )
 
 
+JSON_FIELDS = ("profile", "custom_arg_names", "settings")
+_migrated: set[str] = set()
+
+
+def _connect() -> sqlite3.Connection:
+    """A connection to the state database, with columns added since the table was first made."""
+    conn = store.connect()
+    path = str(store.db_path())
+    if path not in _migrated:
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(runtime_deployments)")}
+        if "settings" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute("ALTER TABLE runtime_deployments ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
+        _migrated.add(path)
+    return conn
+
+
 def _row(row: Any) -> dict[str, Any]:
     record = dict(row)
-    record["profile"] = json.loads(record["profile"])
-    record["custom_arg_names"] = json.loads(record["custom_arg_names"])
+    for field in JSON_FIELDS:
+        record[field] = json.loads(record[field])
     return record
 
 
 def insert(record: dict[str, Any]) -> None:
     """Add a deployment record."""
     now = time.time()
-    conn = store.connect()
+    conn = _connect()
     try:
         with store.transaction(conn):
             conn.execute(
                 "INSERT INTO runtime_deployments (name, folder, source, flavour, entry, profile, desired,"
-                " custom_arg_names, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " custom_arg_names, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record["name"],
                     record["folder"],
@@ -55,6 +76,7 @@ def insert(record: dict[str, Any]) -> None:
                     json.dumps(record["profile"]),
                     record.get("desired", "stopped"),
                     json.dumps(record.get("custom_arg_names", [])),
+                    json.dumps(record.get("settings", {})),
                     now,
                     now,
                 ),
@@ -64,11 +86,11 @@ def insert(record: dict[str, Any]) -> None:
 
 
 def update(name: str, **fields: Any) -> None:
-    """Change fields of a record (profile and custom_arg_names are JSON-encoded)."""
-    encoded = {k: json.dumps(v) if k in ("profile", "custom_arg_names") else v for k, v in fields.items()}
+    """Change fields of a record (those of ``JSON_FIELDS`` are JSON-encoded)."""
+    encoded = {k: json.dumps(v) if k in JSON_FIELDS else v for k, v in fields.items()}
     encoded["updated_at"] = time.time()
     assignments = ", ".join(f"{k} = ?" for k in encoded)
-    conn = store.connect()
+    conn = _connect()
     try:
         with store.transaction(conn):
             conn.execute(f"UPDATE runtime_deployments SET {assignments} WHERE name = ?", (*encoded.values(), name))
@@ -78,7 +100,7 @@ def update(name: str, **fields: Any) -> None:
 
 def delete(name: str) -> None:
     """Remove a record."""
-    conn = store.connect()
+    conn = _connect()
     try:
         with store.transaction(conn):
             conn.execute("DELETE FROM runtime_deployments WHERE name = ?", (name,))
@@ -88,7 +110,7 @@ def delete(name: str) -> None:
 
 def all_records() -> list[dict[str, Any]]:
     """Every deployment record, by name."""
-    conn = store.connect()
+    conn = _connect()
     try:
         return [_row(r) for r in conn.execute("SELECT * FROM runtime_deployments ORDER BY name")]
     finally:

@@ -15,6 +15,8 @@ PORT_ENV = "MLOPS_RUNTIME_PORT"
 HOST = "127.0.0.1"
 INFERENCE_PREFIX = "/dlim/v1/inference/"
 ALREADY_RUNNING = 3
+BAD_SETTINGS = 78
+"""The daemon's exit code for settings it cannot run with (EX_CONFIG): its supervisor does not start it again."""
 MAX_SOCKET_PATH = 100
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
@@ -59,3 +61,43 @@ def configured_port(environ: Mapping[str, str] | None = None) -> int:
     if not value.isdigit() or int(value) > 65535:
         raise BadInput(f"{value!r} is not a TCP port (0-65535; 0 takes any free one)", field=PORT_ENV)
     return int(value)
+
+
+PASS_ENV = "MLOPS_RUNTIME_PASS_ENV"
+PASSED_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "VIRTUAL_ENV",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUTF8",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CUDA_VISIBLE_DEVICES",
+    }
+)
+PASSED_PREFIXES = ("LC_", "MLOPS_")
+
+
+def daemon_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the runtime (and so every kernel) starts with: an allow-list, never the caller's secrets.
+
+    Locale, paths, time zone, the interpreter's settings, CA bundles and ``MLOPS_*`` pass; so do the names the user
+    lists in ``$MLOPS_RUNTIME_PASS_ENV`` (comma-separated). Everything else (API keys, tokens, proxies with
+    credentials) stays with the caller; a kernel's own values arrive as settings or custom args.
+    """
+    extra = {name.strip() for name in environ.get(PASS_ENV, "").split(",") if name.strip()}
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in PASSED_NAMES or name in extra or name.startswith(PASSED_PREFIXES)
+    }

@@ -1,27 +1,32 @@
-"""A kernel worker process: runs one deployment kernel and answers the daemon's frames.
+"""A kernel process: runs one deployment kernel and answers the daemon's frames.
 
-Started by the daemon as ``python -m pipeline_utils.backends.local.runtime.worker`` with the socket fd,
-the flavour and the kernel file in its environment. Custom-arg values arrive only as
-environment variables and become module-level names of the kernel.
+Forked by the zygote (zygote.py) with its end of a socket pair to the daemon. The first frame on it (ASSIGN)
+carries the kernel's environment: flavour, kernel file, limits, settings and custom-arg values. They are set in
+this process after the fork, so no value shows in its exec environment or command line; custom args become
+module-level names of the kernel too. The READY frame reports the limits applied, as measured (JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
-import signal
 import socket
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from pipeline_utils.backends.local.runtime import ipc
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 
 SHIMS = Path(__file__).resolve().parent / "shims"
+MB = 1024 * 1024
+CGROUP_ENV = "MLOPS_RUNTIME_CGROUP"
+CGROUP_LIMIT = "cgroup v2 memory.max"
+FLOOR_HEADROOM_MB = 64
 
 
 class Handler(Protocol):
@@ -36,9 +41,9 @@ class Handler(Protocol):
     def shutdown(self) -> None: ...
 
 
-def custom_args() -> dict[str, str]:
-    """The deployment's custom args, read from the environment by the names the daemon passed."""
-    names = [n for n in os.environ.get("MLOPS_CUSTOM_ARG_NAMES", "").split(",") if n]
+def kernel_globals() -> dict[str, str]:
+    """The deployment's kernel settings and custom args, read from the environment by the names the daemon passed."""
+    names = [n for n in os.environ.get("MLOPS_KERNEL_GLOBALS", "").split(",") if n]
     return {name: os.environ.get(name, "") for name in names}
 
 
@@ -80,7 +85,7 @@ def serve(handler: Handler) -> None:
         channel.send([ipc.pack(0, ipc.START_FAILED, message.encode())])
         sys.stderr.flush()
         os._exit(1)
-    channel.send([ipc.pack(0, ipc.READY)])
+    channel.send([ipc.pack(0, ipc.READY, json.dumps(_ENFORCEMENT).encode())])
     while True:
         try:
             batch = channel.receive(handler.batch_limit)
@@ -100,98 +105,230 @@ def serve(handler: Handler) -> None:
 
 
 _CHANNEL: ipc.Channel | None = None
+_ENFORCEMENT: dict[str, Any] = {}
+_THREAD_POOLS: Any = None
 
 
 def _channel() -> ipc.Channel:
-    global _CHANNEL
     if _CHANNEL is None:
-        fd = os.environ.get("MLOPS_KERNEL_FD")
-        if fd is None:
-            raise RuntimeError("this kernel runs inside the mlops runtime only (no MLOPS_KERNEL_FD)")
-        _CHANNEL = ipc.Channel(socket.socket(fileno=int(fd)))
+        raise RuntimeError("this kernel runs inside the mlops runtime only (no channel to the runtime daemon)")
     return _CHANNEL
 
 
-def _die_with_parent() -> None:
+class LimitError(Exception):
+    """A resource limit that would make the kernel fail at once (e.g. memory_allocation below its address space)."""
+
+
+def _set_cpus(cpus: str) -> dict[str, Any]:
+    """Pin the kernel to ``cpus`` (comma-separated); the CPUs it runs on afterwards and whether that is them."""
+    wanted = {int(c) for c in cpus.split(",") if c}
+    if not wanted or not hasattr(os, "sched_setaffinity"):
+        return {"cpu_affinity": False, "cpus": []}
     try:
-        import ctypes
+        os.sched_setaffinity(0, wanted)
+    except OSError as exc:
+        print(f"runtime: CPU affinity not applied: {exc}", file=sys.stderr)
+    applied = sorted(os.sched_getaffinity(0))
+    return {"cpu_affinity": set(applied) == wanted, "cpus": applied}
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
+
+def prepare_thread_pools() -> None:
+    """Find the BLAS/OpenMP pools loaded so far (in the zygote, once), so that each kernel only sets their size."""
+    global _THREAD_POOLS
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return
+    _THREAD_POOLS = ThreadpoolController()
+
+
+def _set_threads(threads: int) -> dict[str, Any]:
+    """Cap the BLAS/OpenMP pools the zygote loaded (numpy's OpenBLAS starts there with one thread) at ``threads``.
+
+    Libraries loaded later read OMP_NUM_THREADS and friends, set in this process from the kernel's environment.
+    """
+    if _THREAD_POOLS is None or not _THREAD_POOLS.lib_controllers:
+        return {"blas_threads": threads}
+    _THREAD_POOLS.limit(limits=threads)
+    measured = sorted({int(pool["num_threads"]) for pool in _THREAD_POOLS.info()})
+    return {"blas_threads": measured[0] if len(measured) == 1 else measured}
+
+
+def _cgroup2_mount() -> Path | None:
+    with open("/proc/self/mountinfo") as mounts:
+        for line in mounts:
+            fields, _, fs = line.partition(" - ")
+            if fs.split(" ", 1)[0] == "cgroup2":
+                return Path(fields.split()[4])
+    return None
+
+
+def _own_cgroup(mount: Path) -> Path | None:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return mount / line[3:].lstrip("/")
+    return None
+
+
+def kernel_cgroup_parent() -> Path | None:
+    """The cgroup v2 folder kernel cgroups are made in, or None where this machine does not allow it.
+
+    It is ``$MLOPS_RUNTIME_CGROUP`` or this process's own cgroup, and must be writable with the memory controller
+    enabled for its children (``memory`` in ``cgroup.subtree_control``): nothing is enabled on the machine's behalf.
+    """
+    try:
+        mount = _cgroup2_mount()
+        if mount is None:
+            return None
+        configured = os.environ.get(CGROUP_ENV)
+        parent = Path(configured) if configured else _own_cgroup(mount)
+        if parent is None or "memory" not in (parent / "cgroup.subtree_control").read_text().split():
+            return None
+    except OSError:
+        return None
+    return parent if os.access(parent / "cgroup.procs", os.W_OK) else None
+
+
+def _kernel_cgroup(parent: Path, pod: str) -> Path:
+    return parent / f"mlops-{pod}"
+
+
+def remove_kernel_cgroup(pod: str) -> None:
+    """Remove the cgroup of an exited kernel (the zygote calls this when it reaps the kernel)."""
+    parent = kernel_cgroup_parent()
+    if parent is None:
+        return
+    try:
+        _kernel_cgroup(parent, pod).rmdir()
+    except FileNotFoundError:
         pass
+    except OSError as exc:
+        print(f"runtime: cgroup of kernel {pod} not removed: {exc}", file=sys.stderr)
 
 
-def _apply_limits() -> None:
-    cpus = os.environ.get("MLOPS_KERNEL_CPUS")
-    if cpus and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-        except OSError as exc:
-            print(f"runtime: CPU affinity not applied: {exc}", file=sys.stderr)
-    memory_mb = int(os.environ.get("MLOPS_KERNEL_MEMORY_MB") or 0)
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ValueError, OSError) as exc:
-            print(f"runtime: memory limit not applied: {exc}", file=sys.stderr)
+def _limit_by_cgroup(pod: str, limit: int) -> str | None:
+    """Move this kernel into a cgroup of its own with ``memory.max`` = ``limit``; None when done, else why not."""
+    parent = kernel_cgroup_parent()
+    if parent is None:
+        return "no writable cgroup v2 with the memory controller delegated"
+    group = _kernel_cgroup(parent, pod)
+    try:
+        group.mkdir()
+        (group / "memory.max").write_text(str(limit))
+        with contextlib.suppress(OSError):
+            (group / "memory.swap.max").write_text("0")
+        (group / "cgroup.procs").write_text("0")
+        mount = _cgroup2_mount()
+        placed = _own_cgroup(mount) if mount is not None else None
+        applied = (group / "memory.max").read_text().strip()
+        if placed != group or applied != str(limit):
+            raise OSError(f"the kernel is in {placed} with memory.max {applied}")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        return f"cgroup v2: {exc}"
+    return None
+
+
+def _address_space() -> int:
+    """This process's address space (VmSize) in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _limit_address_space(memory_mb: int) -> int:
+    """Set RLIMIT_AS to ``memory_mb``; the address space the kernel had at that point, in MB."""
+    limit = memory_mb * MB
+    size = _address_space()
+    if size >= limit:
+        raise LimitError(
+            f"memory_allocation {memory_mb} MB is below the {size // MB} MB of address space a kernel has at start"
+            f" (the modules preloaded by $MLOPS_RUNTIME_PRELOAD); give it at least {size // MB + FLOOR_HEADROOM_MB} MB"
+        )
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return size // MB
+
+
+def _limit_memory(pod: str, memory_mb: int) -> dict[str, Any]:
+    """Enforce memory_allocation: cgroup v2 ``memory.max`` where allowed, else RLIMIT_AS; what applied, as read back."""
+    if memory_mb <= 0:
+        return {"memory_limit": "none", "memory_mb": 0}
+    why_not_cgroup = _limit_by_cgroup(pod, memory_mb * MB)
+    if why_not_cgroup is None:
+        return {"memory_limit": CGROUP_LIMIT, "memory_mb": memory_mb}
+    try:
+        at_start = _limit_address_space(memory_mb)
+    except (ValueError, OSError) as exc:
+        return {"memory_limit": "none", "memory_mb": memory_mb, "error": f"{why_not_cgroup}; RLIMIT_AS: {exc}"}
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != memory_mb * MB:
+        return {"memory_limit": "none", "memory_mb": memory_mb, "error": f"RLIMIT_AS reads back as {soft}"}
+    return {
+        "memory_limit": "RLIMIT_AS",
+        "memory_mb": memory_mb,
+        "address_space_at_start_mb": at_start,
+        "why_not_cgroup": why_not_cgroup,
+    }
+
+
+def apply_limits() -> dict[str, Any]:
+    """Apply the deployment's CPUs, thread count and memory_allocation to this kernel; what applied, as measured."""
+    applied = _set_cpus(os.environ.get("MLOPS_KERNEL_CPUS", ""))
+    applied.update(_set_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or 1))))
+    pod = os.environ.get("MSD_POD_NAME", str(os.getpid()))
+    applied.update(_limit_memory(pod, int(os.environ.get("MLOPS_KERNEL_MEMORY_MB") or 0)))
+    return applied
 
 
 def _run_edi(kernel_file: Path) -> None:
     import runpy
 
     sys.path[:0] = [str(SHIMS), str(kernel_file.parent)]
-    runpy.run_path(str(kernel_file), init_globals=custom_args(), run_name="__main__")
+    runpy.run_path(str(kernel_file), init_globals=kernel_globals(), run_name="__main__")
     raise RuntimeError(f"{kernel_file.name} did not call Kernel.run() under __main__")
 
 
-PRELOAD = "numpy,joblib,yaml,sklearn.linear_model"
-
-
-def _wait_for_assignment() -> None:
-    """As a warm spare: import common modules, then take the kernel's environment and log from the daemon."""
-    import contextlib
-    import importlib
-
-    for module in (os.environ.get("MLOPS_RUNTIME_PRELOAD") or PRELOAD).split(","):
-        with contextlib.suppress(Exception):
-            importlib.import_module(module.strip())
+def _assignment() -> dict[str, str]:
+    """The kernel's environment: the first frame (ASSIGN) the daemon wrote to this kernel's socket."""
     try:
-        (_, _, body), *_ = _channel().receive(1)
+        (_, kind, body), *_ = _channel().receive(1)
     except EOFError:
         os._exit(0)
-    spec = json.loads(body)
-    os.environ.pop("MLOPS_KERNEL_SPARE", None)
-    os.environ.update(spec["env"])
-    fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    if kind != ipc.ASSIGN:
+        raise RuntimeError(f"the runtime sent frame kind {kind} before the kernel's environment")
+    return {str(k): str(v) for k, v in json.loads(body)["env"].items()}
 
 
-def main() -> None:
-    """Entry point of a worker process (a warm spare first waits for its assignment)."""
-    _die_with_parent()
-    if os.environ.get("MLOPS_KERNEL_SPARE"):
-        _wait_for_assignment()
-    _apply_limits()
-    flavour = os.environ["MLOPS_KERNEL_FLAVOUR"]
-    kernel_file = Path(os.environ["MLOPS_KERNEL_FILE"])
-    os.chdir(os.environ.get("REDHARE_MODEL_PATH") or kernel_file.parent)
-    runners: dict[str, Callable[[], Any]] = {
-        "edi": lambda: _run_edi(kernel_file),
-        "sklearn": lambda: serve(_estimator_handler(kernel_file)),
-        "scoring": lambda: serve(_scoring_handler(kernel_file)),
-    }
+def run(sock: socket.socket) -> NoReturn:
+    """Run a kernel forked by the zygote on its socket: take its environment, apply its limits, serve its flavour.
+
+    The environment (custom-arg values included) is set here, after the fork and exec: it never shows in
+    ``/proc/<pid>/environ`` or a command line.
+    """
+    global _CHANNEL, _ENFORCEMENT
+    _CHANNEL = ipc.Channel(sock)
     try:
+        os.environ.update(_assignment())
+        _ENFORCEMENT = apply_limits()
+        flavour = os.environ["MLOPS_KERNEL_FLAVOUR"]
+        kernel_file = Path(os.environ["MLOPS_KERNEL_FILE"])
+        sys.argv = [str(kernel_file)]
+        os.chdir(os.environ.get("REDHARE_MODEL_PATH") or kernel_file.parent)
+        runners: dict[str, Callable[[], Any]] = {
+            "edi": lambda: _run_edi(kernel_file),
+            "sklearn": lambda: serve(_estimator_handler(kernel_file)),
+            "scoring": lambda: serve(_scoring_handler(kernel_file)),
+        }
         runners[flavour]()
     except BaseException as exc:
         traceback.print_exc()
-        message = f"{type(exc).__name__}: {exc}"
-        try:
+        message = str(exc) if isinstance(exc, LimitError) else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
             _channel().send([ipc.pack(0, ipc.START_FAILED, message.encode())])
-        finally:
-            os._exit(1)
+        sys.stderr.flush()
+    os._exit(1)
 
 
 def _estimator_handler(folder: Path) -> Handler:
@@ -203,8 +340,5 @@ def _estimator_handler(folder: Path) -> Handler:
 def _scoring_handler(script: Path) -> Handler:
     from pipeline_utils.backends.local.runtime.flavours.scoring import ScoringHandler
 
-    return ScoringHandler(script, custom_args())
+    return ScoringHandler(script, kernel_globals())
 
-
-if __name__ == "__main__":
-    main()
