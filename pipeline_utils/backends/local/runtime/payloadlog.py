@@ -270,16 +270,8 @@ class PayloadLog:
             }
 
     async def flush_async(self, timeout: float = 30.0) -> bool:
-        """Wait, without blocking the loop, until everything put so far is written or dropped."""
-        deadline = time.monotonic() + timeout
-        targets = self._flush_targets()
-        while True:
-            state = self._flushed(targets)
-            if state is not None:
-                return state
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(POLL_SECONDS)
+        """Wait, without blocking the loop, until everything put so far is written or dropped (:meth:`flush`)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
 
     # -- any thread ------------------------------------------------------------------------------
 
