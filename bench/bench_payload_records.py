@@ -1,8 +1,9 @@
-"""Payload-log writer cost per record: ``decode_body`` + ``log_payloads`` vs plain json.loads/dumps + executemany.
+"""Payload-log writer cost per record: ``stored_bodies`` + ``append_rows`` vs plain json.loads/dumps + executemany.
 
 Run: ``python bench/bench_payload_records.py [--records 10000] [--batch 200] [--prefill 100000] [--repeat 3]``.
 Does what the runtime's payload writer does with each batch of raw bodies (a 20-float JSON request and a small
-JSON response), for a deployment without custom args and one with, against a table already holding ``--prefill``
+JSON response), for a deployment without custom args and one with, and the general path (``decode_body`` of each
+body, then ``log_payloads``) for comparison, against a table already holding ``--prefill``
 rows of that deployment (so pruning to ``MAX_RECORDS`` runs as in steady state). The baseline parses and
 re-serialises the same bodies with the json module and inserts them with one executemany per batch into a table
 of the same shape. Uses a temporary MLOPS_HOME; prints µs per record (best of ``--repeat``) and the ratio.
@@ -56,7 +57,20 @@ def prefill(conn: sqlite3.Connection, deployment: str, rows: int) -> None:
 
 
 def run_writer(conn: sqlite3.Connection, deployment: str, pairs: list, batch: int, secrets: tuple) -> None:
-    """What the payload writer does per batch: decode both bodies of each record, then one ``log_payloads``."""
+    """What the payload writer does per batch: ``stored_bodies`` of all its bodies, then one ``append_rows``."""
+    from pipeline_utils.monitor.payload import append_rows, clean_secrets, stored_bodies
+
+    now = time.time()
+    secrets = clean_secrets(secrets)
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        texts = stored_bodies([body for pair in chunk for body in pair], [secrets] * (2 * len(chunk)))
+        rows = [(deployment, now, "200", 1.234, texts[2 * i], texts[2 * i + 1]) for i in range(len(chunk))]
+        append_rows(rows, conn=conn)
+
+
+def run_general(conn: sqlite3.Connection, deployment: str, pairs: list, batch: int, secrets: tuple) -> None:
+    """The general path: ``decode_body`` of each body, then one ``log_payloads`` per batch."""
     from pipeline_utils.monitor.payload import decode_body, log_payloads
 
     now = time.time()
@@ -122,11 +136,13 @@ def main() -> None:
             prefill(conn, deployment, args.prefill)
         baseline = best_us_per_record(lambda: run_baseline(conn, "plain", pairs, args.batch), args.records, args.repeat)
         print(f"baseline json.loads+dumps+executemany: {baseline:7.2f} us/record")
-        for deployment, secrets in (("plain", ()), ("with-secrets", SECRETS)):
-            cost = best_us_per_record(
-                partial(run_writer, conn, deployment, pairs, args.batch, secrets), args.records, args.repeat
-            )
-            print(f"decode_body+log_payloads {deployment:>12}: {cost:7.2f} us/record  ratio {cost / baseline:.2f}")
+        paths = (("writer: stored_bodies+append_rows", run_writer), ("general: decode_body+log_payloads", run_general))
+        for label, run in paths:
+            for deployment, secrets in (("plain", ()), ("with-secrets", SECRETS)):
+                cost = best_us_per_record(
+                    partial(run, conn, deployment, pairs, args.batch, secrets), args.records, args.repeat
+                )
+                print(f"{label} {deployment:>12}: {cost:7.2f} us/record  ratio {cost / baseline:.2f}")
         conn.close()
 
 

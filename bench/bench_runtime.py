@@ -15,7 +15,8 @@ The payload-logging comparison alternates one deployment's ``logging.payload`` o
 three rounds of ``--duration``/2 s) and prints the on/off ratio of the median requests/s, the CPU per request of
 the daemon and of its payload writer process, and the records written, dropped and failed.
 
-Usage: python bench/bench_runtime.py [--duration 10] [--rounds 3] [--http-only] [--baseline-python PATH]
+Usage: python bench/bench_runtime.py [--duration 10] [--rounds 3] [--http-only | --payload-only]
+[--baseline-python PATH]
 """
 
 from __future__ import annotations
@@ -386,6 +387,7 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the HTTP-layer comparison (medians)")
     parser.add_argument("--http-only", action="store_true", help="run only the HTTP-layer comparison")
+    parser.add_argument("--payload-only", action="store_true", help="run only the payload-logging comparison")
     args = parser.parse_args()
     WRK = find_wrk()
     if WRK is None:
@@ -399,6 +401,12 @@ def main() -> int:
     model_file = folder / "model.joblib"
     print(f"cores: {os.cpu_count()}  wrk: {WRK}  work dir: {work}", flush=True)
     results: dict[str, dict[str, float]] = {}
+    if args.payload_only:
+        results["payload_logging"] = bench_payload_logging(folder, work, args.duration / 2)
+        print(json.dumps(results, indent=2))
+        report_payload_logging(results["payload_logging"])
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
     if has_modules(args.baseline_python, *HTTP_LAYER_MODULES):
         print("HTTP layer: the runtime's server vs uvicorn serving a raw ASGI app ...", flush=True)
         results["http_layer"] = bench_http_layer(args.baseline_python, model_file, work, args.duration, args.rounds)
@@ -431,6 +439,17 @@ def main() -> int:
     return 0
 
 
+def report_payload_logging(logged: dict[str, float]) -> None:
+    ratio = logged["on_off_ratio"]
+    print(
+        f"payload logging on/off at 16 connections: {logged['c16_on_rps']:.0f} / {logged['c16_off_rps']:.0f} req/s"
+        f" -> ratio {ratio:.2f} (target >= 0.85) {'OK' if ratio >= 0.85 else 'MISSED'}; CPU per request: daemon"
+        f" {logged['daemon_cpu_us_per_request_on']:.1f} us (off {logged['daemon_cpu_us_per_request_off']:.1f} us),"
+        f" writer process {logged['writer_cpu_us_per_record']:.1f} us; records written {logged['written']},"
+        f" dropped {logged['dropped']}, failed {logged['failed']}"
+    )
+
+
 def report(results: dict[str, dict[str, float]]) -> None:
     ours = results["runtime"]
     print("\n=== results ===")
@@ -454,15 +473,7 @@ def report(results: dict[str, dict[str, float]]) -> None:
         f"cold (fresh daemon, create+start at once): start -> first answer {cold['start_to_first_s']:.3f} s,"
         f" daemon start {cold['daemon_start_s']:.3f} s, total {cold['total_s']:.3f} s"
     )
-    logged = results["payload_logging"]
-    ratio = logged["on_off_ratio"]
-    print(
-        f"payload logging on/off at 16 connections: {logged['c16_on_rps']:.0f} / {logged['c16_off_rps']:.0f} req/s"
-        f" -> ratio {ratio:.2f} (target >= 0.85) {'OK' if ratio >= 0.85 else 'MISSED'}; CPU per request: daemon"
-        f" {logged['daemon_cpu_us_per_request_on']:.1f} us (off {logged['daemon_cpu_us_per_request_off']:.1f} us),"
-        f" writer process {logged['writer_cpu_us_per_record']:.1f} us; records written {logged['written']},"
-        f" dropped {logged['dropped']}, failed {logged['failed']}"
-    )
+    report_payload_logging(results["payload_logging"])
     if "http_layer" in results:
         report_http_layer(results["http_layer"], ours)
     for name, target in (("mlflow", 2.0), ("fastapi", 1.2)):

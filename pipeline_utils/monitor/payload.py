@@ -20,7 +20,9 @@ record never sinks the others written with it.
 Speed (the runtime's writer process takes its CPU from serving): a small JSON body that has nothing to redact
 comes back from :func:`decode_body` as a :class:`SentObject` or :class:`SentArray`, its value together with the
 text it was sent as, and is stored as that text when no secret can occur in it, without re-serialising it. Secrets
-are looked for in a record's JSON text first; only a record whose text holds one is walked to mask them.
+are looked for in a record's JSON text first; only a record whose text holds one is walked to mask them. The writer
+goes one step further with :func:`stored_body`: such a body is only validated (by orjson, about ten times faster
+than the json module on rows of floats), never turned into Python objects, and rows go to :func:`append_rows`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 from pipeline_utils.oip import TENSOR_DTYPES, split_binary
 from pipeline_utils.store import connect, register_schema, transaction
@@ -47,6 +51,7 @@ PRUNE_EVERY = 10_000
 MAX_PARSE_BYTES = 256 * 1024
 MASK = "***"
 _PLAIN = frozenset({int, float, bool, type(None)})
+_CONTAINERS = (dict, list)
 _SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|^auth$|credential|cookie|private[_-]?key",
     re.IGNORECASE,
@@ -144,8 +149,8 @@ def _mask_text(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def _clean_secrets(secrets: Iterable[str] | None) -> tuple[str, ...]:
-    """Non-empty values, longest first (so a value containing another is masked whole)."""
+def clean_secrets(secrets: Iterable[str] | None) -> tuple[str, ...]:
+    """Non-empty values as text, longest first (so a value containing another is masked whole)."""
     if not secrets:
         return ()
     if isinstance(secrets, tuple):
@@ -223,6 +228,39 @@ def _stored_json(value: Any, secrets: tuple[str, ...]) -> str:
 def _body_marker(raw: bytes | memoryview, reason: str) -> dict[str, Any]:
     """What is stored instead of a body that is not parsed: its size and SHA-256, and why."""
     return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest(), "_reason": reason}
+
+
+def stored_body(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """The JSON text stored for one raw body, as ``log_payloads`` stores ``decode_body(raw)``, at less cost.
+
+    ``secrets`` as :func:`clean_secrets` returns them. A small plain JSON object or array is validated without
+    building its value and kept as sent when no secret can occur in it; any other body takes the general path.
+    """
+    return _stored_body(raw, secrets, False)
+
+
+def stored_bodies(raws: Sequence[bytes], secrets: Sequence[tuple[str, ...]]) -> list[str]:
+    """:func:`stored_body` of each body with its secrets; the plain-text scan runs once over all of them."""
+    plain = _plain_text(b"\n".join(raws))  # a newline joins no two bodies into a pattern the scan looks for
+    return [_stored_body(raw, body_secrets, plain) for raw, body_secrets in zip(raws, secrets, strict=True)]
+
+
+def _stored_body(raw: bytes, secrets: tuple[str, ...], known_plain: bool) -> str:
+    if _as_sent_text(raw, known_plain):
+        text = raw.decode("ascii")
+        if not secrets or (_only_in_tokens(secrets) and not _leaks(text, secrets)):
+            return text
+    return _stored_json(decode_body(raw), secrets)
+
+
+def _as_sent_text(raw: bytes, known_plain: bool) -> bool:
+    """Whether ``raw`` is stored as the text it was sent as: a small, plain JSON object or array."""
+    if len(raw) > AS_SENT_BYTES or not (known_plain or _plain_text(raw)) or too_deep(raw):
+        return False
+    try:
+        return type(orjson.loads(raw)) in _CONTAINERS
+    except orjson.JSONDecodeError:  # what orjson refuses takes the general path, which decides as before
+        return False
 
 
 def decode_body(body: bytes | str | None) -> Any:
@@ -382,7 +420,7 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
     now = time.time()
     rows = []
     for record in records:
-        secrets = _clean_secrets(record.get("secrets"))
+        secrets = clean_secrets(record.get("secrets"))
         status = record.get("status")
         rows.append(
             (
@@ -394,6 +432,17 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
                 _stored_json(record.get("response"), secrets),
             )
         )
+    return append_rows(rows, conn=conn)
+
+
+StoredRow = tuple[str, float, str | None, float | None, str, str]
+
+
+def append_rows(rows: Sequence[StoredRow], *, conn: sqlite3.Connection | None = None) -> int:
+    """Insert stored rows (deployment, logged_at, status, elapsed_ms, request JSON, response JSON) in one transaction.
+
+    The JSON texts must come from :func:`stored_body` or ``_stored_json``; pruning runs as described above.
+    """
     if not rows:
         return 0
     own = conn is None

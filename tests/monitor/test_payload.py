@@ -137,6 +137,38 @@ def test_bodies_not_sent_as_plain_json_are_decoded_as_before() -> None:
     assert _stored_texts("dep-bom") == [("[1]", "{}")]
 
 
+EDGE_BODIES = [
+    b'{"data": [[0.5,1,-2.25e-05]],"id":"r1"}',
+    b"[1, 2]",
+    b'{"Password": "pw", "x": {"api-key": "k"}}',
+    b'{"values": [NaN, 1e400, -1E+999]}',
+    b'{"tok\\u0065n": "t"}',
+    b'{"n": 1' + b"0" * 400 + b".5}",
+    b'{"big": 123456789012345678901234567890}',
+    b'{"q": "say hunter2 twice", "hunter2": 1}',
+    b'{"x": 1E5, "y": 2}',
+    b'{"a":1}',
+    '{"w": "gr\u00fcn"}'.encode(),
+    b"\xef\xbb\xbf[1]",
+    b"[1] x",
+    b'"just a string"',
+    b"[" * 200 + b"]" * 200,
+    b"{\"a\": [1,}",
+    b"not json \xff",
+    b"",
+]
+
+
+def test_the_writers_batch_path_stores_what_the_general_path_stores() -> None:
+    """``stored_bodies`` (the payload writer's path: orjson validation, one plain-text scan per batch) agrees with
+    ``decode_body`` + the stored JSON of ``log_payloads`` on every edge case, with and without secrets."""
+    for secrets in ((), payload.clean_secrets(("hunter2", "100000", '"a": 1', "gr\u00fcn"))):
+        expected = [payload._stored_json(payload.decode_body(body), secrets) for body in EDGE_BODIES]
+        assert [payload.stored_body(body, secrets) for body in EDGE_BODIES] == expected
+        assert payload.stored_bodies(EDGE_BODIES, [secrets] * len(EDGE_BODIES)) == expected
+        assert payload.stored_bodies(EDGE_BODIES[:2], [secrets] * 2) == expected[:2]  # a batch with nothing to look at
+
+
 def test_pruning_keeps_each_deployments_latest_records(monkeypatch) -> None:
     monkeypatch.setattr(payload, "MAX_RECORDS", 30)
     monkeypatch.setattr(payload, "PRUNE_EVERY", 20)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.backends.local.runtime import client
 from pipeline_utils.backends.local.runtime.worker import kernel_cgroup_parent
 from pipeline_utils.errors import NotReady
@@ -119,6 +120,31 @@ def test_custom_arg_values_are_in_no_environ_or_command_line(runtime: str, echo_
             assert secret.encode() not in Path(f"/proc/{pid}/{part}").read_bytes(), f"{role} {part} holds the value"
             checked += 1
     assert checked >= 6
+
+
+def test_a_kernels_log_has_its_custom_arg_values_masked_even_split_and_its_last_words_kept(
+    runtime: str, echo_kernel: Path
+) -> None:
+    """The kernel's stdout and stderr reach its log through the daemon, which masks custom-arg values."""
+    secret = "tok-" + os.urandom(8).hex()
+    client.create("talker", echo_kernel, custom_args={"API_TOKEN": secret})
+    client.start("talker")
+    client.wait_ready("talker")
+    say = {"show_args": ["API_TOKEN"]}
+    assert client.invoke("talker", {**say, "say": "connecting with {API_TOKEN} now"}).status_code == 200
+    half = len(secret) // 2
+    assert client.invoke("talker", {"say": f"split {secret[:half]}", "end": ""}).status_code == 200
+    client.invoke("talker", {"say": f"{secret[half:]} and then a crash", "crash": True})
+    deadline = time.monotonic() + 10
+    while "and then a crash" not in (text := "\n".join(get_deploy_target().logs("talker"))):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    assert secret not in text and secret[:half] not in text and secret[half:] not in text
+    assert "connecting with ******** now" in text and "split ******** and then a crash" in text
+    assert "echo kernel started" in text
+    files = list((Path(os.environ["MLOPS_HOME"]) / "runtime" / "logs" / "talker").glob("*.log"))
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert not any(secret.encode() in f.read_bytes() for f in files)
 
 
 def test_each_kernel_sees_only_its_own_deployments_custom_args(runtime: str, echo_kernel: Path) -> None:

@@ -200,7 +200,7 @@ class Writer:
             self._enqueue(Record(self.received, slot, status, elapsed_ms, logged_at, request, response))
         elif kind == SECRETS:
             self.names[slot] = self.counts.name(slot)
-            self.secrets[slot] = tuple(str(s) for s in json.loads(body))
+            self.secrets[slot] = tuple(json.loads(body))
         elif kind == FLUSH:
             self.flush_mark = self.received
 
@@ -215,7 +215,7 @@ class Writer:
             self.counts.add(old.slot, DROPPED)
 
     def _write_batch(self) -> None:
-        from pipeline_utils.monitor.payload import decode_body, log_payloads
+        from pipeline_utils.monitor.payload import append_rows, clean_secrets, stored_bodies
         from pipeline_utils.store import connect
 
         batch = [self.queue.popleft() for _ in range(min(self.batch, len(self.queue)))]
@@ -224,21 +224,17 @@ class Writer:
             self.next_write = time.monotonic() + self.interval
         outcome = WRITTEN
         try:
-            records = [
-                {
-                    "deployment": self.names[r.slot],
-                    "logged_at": r.logged_at,
-                    "status": str(r.status),
-                    "elapsed_ms": round(r.elapsed_ms, 3),
-                    "request": decode_body(r.request),
-                    "response": decode_body(r.response),
-                    "secrets": self.secrets[r.slot],
-                }
-                for r in batch
+            names = self.names
+            secrets = {slot: clean_secrets(values) for slot, values in self.secrets.items()}
+            raws = [body for r in batch for body in (r.request, r.response)]
+            texts = stored_bodies(raws, [secrets[r.slot] for r in batch for _ in "rr"])
+            rows = [
+                (names[r.slot], r.logged_at, str(r.status), round(r.elapsed_ms, 3), texts[2 * i], texts[2 * i + 1])
+                for i, r in enumerate(batch)
             ]
             if self.conn is None:
                 self.conn = connect(self.home)
-            log_payloads(records, conn=self.conn)
+            append_rows(rows, conn=self.conn)
         except Exception as exc:  # noqa: BLE001 - a failed write must not stop the writer
             outcome = FAILED
             self.counts.error = f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline_utils.backends.local.runtime import ipc
 from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
+from pipeline_utils.backends.local.runtime.kernellog import KernelLog
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
 from pipeline_utils.backends.local.runtime.procs import KernelHandle, Zygote
@@ -434,13 +435,14 @@ class Pool:
         log = self.log_path(pod)
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            kernel.proc, parent = self.zygote.start_kernel(pod, log, self.kernel_env(pod))
+            kernel.proc, parent, output = self.zygote.start_kernel(pod, self.kernel_env(pod))
         except OSError as exc:
             kernel.error = str(exc)
             self.kernels.remove(kernel)
             self.cpus.release(pod)
             self._start_failed(kernel)
             return
+        KernelLog(output, log, self.secret_values)
         self.loop.create_task(self._connect(kernel, parent))
 
     async def _connect(self, kernel: KernelProcess, sock: socket.socket) -> None:

@@ -106,14 +106,16 @@ class Zygote:
         if self.sock is None:
             self._start()
 
-    def start_kernel(self, pod: str, log: Path, env: dict[str, str]) -> tuple[KernelHandle, socket.socket]:
-        """Ask the zygote to fork kernel ``pod`` logging to ``log``; its handle and the daemon's end of its socket.
+    def start_kernel(self, pod: str, env: dict[str, str]) -> tuple[KernelHandle, socket.socket, int]:
+        """Fork kernel ``pod`` by the zygote: its handle, the daemon's end of its socket, the read end of its output.
 
-        ``env`` (custom-arg values included) is written to the kernel's socket, never passed to the zygote.
+        ``env`` (custom-arg values included) is written to the kernel's socket, never passed to the zygote. The
+        kernel's stdout and stderr are the write end of a pipe: the daemon masks and logs what it reads from it.
         """
         if not hasattr(os, "pidfd_open"):
             raise OSError("the local runtime needs Linux 5.3 or later (pidfd) to start kernels")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        output, output_end = os.pipe2(os.O_CLOEXEC)
         try:
             for end in (parent, child):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
@@ -123,23 +125,25 @@ class Zygote:
                 parent.sendall(ipc.pack(0, ipc.ASSIGN, json.dumps({"env": env}).encode()))
             except BlockingIOError:
                 raise OSError("the kernel environment (settings and custom args) is too large to send") from None
-            self._request(json.dumps({"pod": pod, "log": str(log)}).encode(), child)
+            self._request(json.dumps({"pod": pod}).encode(), [child.fileno(), output_end])
         except OSError:
             parent.close()
+            os.close(output)
             raise
         finally:
             child.close()
+            os.close(output_end)
         handle = KernelHandle(pod)
         self.handles[pod] = handle
-        return handle, parent
+        return handle, parent, output
 
-    def _request(self, request: bytes, kernel_end: socket.socket) -> None:
-        """Send a fork request with the kernel's socket end; a zygote found dead is replaced once."""
+    def _request(self, request: bytes, kernel_fds: list[int]) -> None:
+        """Send a fork request with the kernel's socket end and output pipe; a zygote found dead is replaced once."""
         for attempt in (1, 2):
             self.ensure()
             assert self.sock is not None
             try:
-                socket.send_fds(self.sock, [request], [kernel_end.fileno()])
+                socket.send_fds(self.sock, [request], kernel_fds)
                 return
             except BlockingIOError:
                 raise OSError("the zygote has too many kernel starts waiting; try again") from None

@@ -1,8 +1,9 @@
 """The zygote: a fork server that imports the common modules once and forks every kernel from itself.
 
 Run by the daemon (procs.Zygote) as ``python -m pipeline_utils.backends.local.runtime.zygote --fd N --parent PID``
-with one end of a SOCK_SEQPACKET pair. Each request is a JSON message ``{"pod", "log"}`` carrying the kernel's end of
-its socket pair by SCM_RIGHTS; the zygote forks, answers ``{"pod", "pid"}`` with a pidfd of the child, reaps the
+with one end of a SOCK_SEQPACKET pair. Each request is a JSON message ``{"pod"}`` carrying the kernel's end of
+its socket pair and the write end of its output pipe (its stdout and stderr, which the daemon masks and logs) by
+SCM_RIGHTS; the zygote forks, answers ``{"pod", "pid"}`` with a pidfd of the child, reaps the
 child when it exits and answers ``{"pod", "exited"}`` (the exit code, negative for a signal). Kernels share the
 preloaded pages copy-on-write (``gc.freeze`` keeps the collector from touching them); a kernel reads its environment
 from its own socket after the fork, so custom-arg values never pass through here. The zygote dies with the daemon,
@@ -77,17 +78,19 @@ class ForkServer:
         socket.send_fds(self.control, [json.dumps(message).encode()], fds or [])
 
     def _take_request(self) -> bool:
-        data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_LIMIT, 1)
+        data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_LIMIT, 2)
         if not data:
             return False
         request = json.loads(data)
-        if not fds:
-            self._send({"pod": request["pod"], "error": "no kernel socket came with the request"})
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            self._send({"pod": request["pod"], "error": "a kernel start needs its socket and its output pipe"})
             return True
-        self._fork(str(request["pod"]), str(request["log"]), fds[0])
+        self._fork(str(request["pod"]), fds[0], fds[1])
         return True
 
-    def _fork(self, pod: str, log: str, kernel_fd: int) -> None:
+    def _fork(self, pod: str, kernel_fd: int, output_fd: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()
@@ -96,11 +99,13 @@ class ForkServer:
         except OSError as exc:
             with socket.socket(fileno=kernel_fd) as sock, contextlib.suppress(OSError):
                 sock.sendall(ipc.pack(0, ipc.START_FAILED, f"the zygote could not fork a kernel: {exc}".encode()))
+            os.close(output_fd)
             self._send({"pod": pod, "error": str(exc)})
             return
         if pid == 0:
-            self._become_kernel(kernel_fd, log)
+            self._become_kernel(kernel_fd, output_fd)
         os.close(kernel_fd)
+        os.close(output_fd)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, pod)
         self.selector.register(pidfd, selectors.EVENT_READ)
@@ -114,7 +119,7 @@ class ForkServer:
         worker.remove_kernel_cgroup(pod)
         self._send({"pod": pod, "exited": os.waitstatus_to_exitcode(status)})
 
-    def _become_kernel(self, kernel_fd: int, log: str) -> NoReturn:
+    def _become_kernel(self, kernel_fd: int, output_fd: int) -> NoReturn:
         """In the forked child: drop the zygote's descriptors, tie its life to the zygote, run the kernel."""
         try:
             self.selector.close()
@@ -123,10 +128,9 @@ class ForkServer:
                 os.close(pidfd)
             if not die_with_parent(signal.SIGKILL) or os.getppid() != self.pid:
                 os._exit(1)
-            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.close(out)
+            os.dup2(output_fd, 1)
+            os.dup2(output_fd, 2)
+            os.close(output_fd)
             with contextlib.suppress(OSError):
                 Path("/proc/self/comm").write_text(KERNEL_NAME)
             _reseed()

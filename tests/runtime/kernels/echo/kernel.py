@@ -25,6 +25,9 @@ class EchoKernel(Kernel):
                 time.sleep(float(data["sleep"]))
             if data.get("hang"):
                 time.sleep(3600)
+            if data.get("say"):
+                said = data["say"].format(**{n: globals().get(n) for n in data.get("show_args", [])})
+                print(said, end=data.get("end", "\n"), flush=True)
             if data.get("crash"):
                 os._exit(3)
             if data.get("raise"):
