@@ -18,6 +18,7 @@ COMMANDS = {
     "config": "pipeline_utils.cli.config_cmds:config",
     "space": "pipeline_utils.cli.space_cmds:space",
     "deploy": "pipeline_utils.cli.deploy_cmds:deploy",
+    "endpoint": "pipeline_utils.cli.endpoint_cmds:endpoint",
     "monitor": "pipeline_utils.cli.monitor_cmds:monitor",
     "train": "pipeline_utils.cli.train_cmds:train",
     "runs": "pipeline_utils.cli.runs_cmds:runs",

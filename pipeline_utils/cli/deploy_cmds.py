@@ -1,4 +1,5 @@
-"""``deploy create|update|list|view|logs|update-profile|start|stop|delete``: inference services (seed 000/001)."""
+"""``deploy create|update|list|view|logs|update-profile|traffic|start|stop|delete``: inference services (seed
+000/001) and the traffic split of the endpoints in front of them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import yaml
 
 from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
+from pipeline_utils.cli.endpoint_cmds import format_map, parse_percents, show_split
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
-from pipeline_utils.errors import PipelineError
+from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.notebooks import run_notebook
 
 name_option = click.option("--name", required=True, help="Deployment name.")
@@ -148,6 +150,42 @@ def update_profile_command(name: str, settings: tuple[str, ...], as_json: bool) 
     """Change profile settings; applied live to a running deployment."""
     profile = get_deploy_target().update_profile(name, _parse_settings(settings))
     emit_record(profile, as_json=as_json, title=f"{name} profile")
+
+
+@deploy.command("traffic")
+@click.option("--endpoint", required=True, help="Endpoint name.")
+@click.option("--set", "weights", multiple=True, metavar="D=W",
+              help="Deployment D gets W % of the requests (repeatable). The map is replaced whole: integer weights "
+                   "summing to exactly 100, attached deployments left out get 0, and the mirror is cleared unless "
+                   "--mirror is given too.")
+@click.option("--mirror", metavar="D=P",
+              help="Copy P % (at most 50) of the requests to deployment D, which takes no live traffic; its answers "
+                   "are discarded. Alone it keeps the current weights.")
+@click.option("--no-mirror", is_flag=True, help="Stop mirroring, keeping the current weights.")
+@json_option
+def traffic_command(endpoint: str, weights: tuple[str, ...], mirror: str | None, no_mirror: bool,
+                    as_json: bool) -> None:
+    """Show an endpoint's traffic split, or set it (whole and atomically: on any error nothing changes).
+
+    Without --set, --mirror or --no-mirror it shows the split. Only ready deployments get traffic; a pin header
+    (x-mlops-deployment or azureml-model-deployment) reaches any attached deployment, even at 0 %.
+    """
+    traffic = parse_percents(weights, "--set")
+    mirrors = parse_percents((mirror,) if mirror is not None else (), "--mirror")
+    if mirror is not None and no_mirror:
+        raise BadInput("give --mirror or --no-mirror, not both", field="--no-mirror")
+    target = get_deploy_target()
+    if not (weights or mirror is not None or no_mirror):
+        show_split(target.get_endpoint(endpoint), as_json=as_json)
+        return
+    if not weights:
+        traffic = target.get_endpoint(endpoint)["traffic"]
+        if sum(traffic.values()) != 100:
+            raise BadInput(f"endpoint {endpoint!r} has no traffic split to keep; give one with --set",
+                           field="--no-mirror" if no_mirror else "--mirror")
+    view = target.set_traffic(endpoint, traffic, mirrors)
+    note(f"endpoint {endpoint}: traffic {format_map(view['traffic'])}, mirror {format_map(view['mirror'])}")
+    show_split(view, as_json=as_json)
 
 
 @deploy.command("start")

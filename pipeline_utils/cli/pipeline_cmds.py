@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from pipeline_utils.cli.output import emit_record, note
+from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
 from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.notebooks import get_run, read_scraps, run_notebook
-from pipeline_utils.notebooks.pipeline import check_inputs, project_path
+from pipeline_utils.notebooks.pipeline import check_canary_steps, check_inputs, project_path
 
 MASTER = "A_MLOps_Pipeline"
 EXAMPLE_DEPENDENCY = Path("examples/ihc/ihc_kernel")
@@ -39,12 +40,17 @@ def pipeline() -> None:
 @click.option("--main-file", default="training/train.py", show_default=True, help="Training main file (A1).")
 @click.option("--eval-images", type=click.IntRange(min=0), default=8, show_default=True,
               help="Example images with ground truth written to the volume and predicted (0: none).")
+@click.option("--endpoint", default="",
+              help="Release the deployment as a canary on this endpoint (created if missing): attached at 0 %, "
+                   "tested pinned, then given --canary-steps of the traffic.")
+@click.option("--canary-steps", default="10,50,100", show_default=True, metavar="P,P,...",
+              help="Percents of the endpoint's traffic the new deployment gets, step by step (with --endpoint).")
 @click.option("--report-mode", is_flag=True, help="Hide code cells in the executed notebooks.")
 @click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True,
               help="Seconds a cell may run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
-def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, eval_images, report_mode,
-                cell_timeout, as_json) -> None:
+def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, eval_images, endpoint, canary_steps,
+                report_mode, cell_timeout, as_json) -> None:
     """Train, stage, deploy, test, configure monitors and report their status; exit 0 only on success.
 
     Every input is checked first: a bad one is a one-line error naming its option, before anything runs.
@@ -54,6 +60,10 @@ def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, e
     if path_model is not None and path_yml is None:
         raise BadInput("required with --path-model (the draft metadata of that model)", field="--path-yml")
     path_dependency = path_dependency or EXAMPLE_DEPENDENCY
+    if endpoint and not is_deployment_name(endpoint):
+        raise BadInput(f"{endpoint!r} {DEPLOYMENT_NAME_RULE}", field="--endpoint")
+    steps = [int(p) if p.strip().isdecimal() else p for p in canary_steps.split(",")]
+    steps = check_canary_steps(steps, "--canary-steps")
     check_inputs(train=path_model is None, scripts_dir=scripts_dir, main_file=main_file, path_model=path_model,
                  path_dependency=path_dependency, path_yml=path_yml, label=option_name)
     parameters = {
@@ -64,6 +74,8 @@ def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, e
         "PATH_DEPENDENCY": str(project_path(path_dependency)),
         "PATH_YML": str(project_path(path_yml)) if path_yml else "",
         "EVAL_IMAGES": eval_images,
+        "ENDPOINT": endpoint,
+        "CANARY_STEPS": steps,
         "REPORT_MODE": report_mode,
     }
     note(f"running {MASTER} ...")

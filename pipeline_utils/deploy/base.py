@@ -7,16 +7,21 @@ builds what it deploys from (a submission folder for EDI, a chart, an Azure fold
 the typed errors of :mod:`pipeline_utils.errors`: NotFound for an unknown deployment, Conflict for a
 name in use, BadInput for a folder or setting it cannot use, Unavailable when the target cannot be
 reached or fails.
+
+Endpoints (MLflow's ``create_endpoint`` ... ``get_endpoint``, Azure ML's online endpoints) are a stable name and
+URL in front of named deployments, with a traffic split; a target that has none says so with BadInput.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends import Configurable
+from pipeline_utils.backends import CONCERNS, Configurable
+from pipeline_utils.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -141,3 +146,75 @@ class DeploymentTarget(Configurable, abc.ABC):
     def exists(self, name: str) -> bool:
         """Whether a deployment of that name exists."""
         return any(row["name"] == name for row in self.list())
+
+    # -- endpoints: a stable name and URL in front of deployments, with a traffic split --------------
+
+    def _no_endpoints(self) -> BadInput:
+        """The error of a target without endpoints, naming the variable that chooses another target."""
+        return BadInput(
+            f"the {self.name!r} deploy target has no endpoints (traffic splits); choose a target that has them,"
+            " such as 'local'",
+            field=CONCERNS["deploy_target"].env,
+        )
+
+    def create_endpoint(self, name: str, deployments: Sequence[str] = ()) -> dict[str, Any]:
+        """Create endpoint ``name`` with ``deployments`` attached at 0 % (it answers 503 until a split is set).
+
+        Returns the endpoint as :meth:`get_endpoint` shows it. Not idempotent: Conflict when the name exists;
+        BadInput for a name that is not a deployment-style name; NotFound for an unknown deployment.
+        """
+        raise self._no_endpoints()
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint as :meth:`get_endpoint` shows it. Read-only."""
+        raise self._no_endpoints()
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        """One endpoint: name, url, deployments (attached), traffic and mirror maps, status of each deployment.
+
+        Read-only; NotFound when unknown.
+        """
+        raise self._no_endpoints()
+
+    def delete_endpoint(self, name: str) -> None:
+        """Remove an endpoint; its deployments stay and keep serving at their own URLs. NotFound when unknown."""
+        raise self._no_endpoints()
+
+    def set_traffic(
+        self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Replace the endpoint's split whole and atomically: ``traffic`` and ``mirror`` (None clears the mirror).
+
+        Rules, checked before anything changes: integer weights from 0 to 100 summing to exactly 100; only a
+        ready deployment gets a weight above 0; the mirror copies at most 50 % of requests to one ready
+        deployment at 0 %. Named deployments are attached; attached ones left out get 0. Returns the endpoint as
+        :meth:`get_endpoint` shows it once the split is stored (it survives a restart of the target).
+        Idempotent. Raises BadInput for a rule broken, NotFound for an unknown endpoint or deployment, Conflict
+        for traffic to a deployment that is not ready.
+        """
+        raise self._no_endpoints()
+
+    def attach(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """Attach a deployment at 0 % (reachable pinned); returns the endpoint. Idempotent; NotFound when either
+        is unknown."""
+        raise self._no_endpoints()
+
+    def detach(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """Detach a deployment; returns the endpoint. Conflict while it takes live or mirrored traffic there;
+        NotFound when it is not attached."""
+        raise self._no_endpoints()
+
+    def endpoint_url(self, name: str) -> str:
+        """The inference URL of an endpoint (stable: it does not change with the split)."""
+        raise self._no_endpoints()
+
+    def predict_endpoint(
+        self, endpoint: str, payload: Any, deployment: str | None = None, timeout: float = 300.0
+    ) -> tuple[int, str | None, Any]:
+        """Send one JSON request to an endpoint, pinned to ``deployment`` when given (it reaches it even at 0 %).
+
+        Returns (HTTP status, the deployment that served it or None when none did, parsed JSON or text). Blocks
+        up to ``timeout``. Routing failures are statuses, as the endpoint answers them: 404 for an unknown
+        endpoint or a pinned deployment that is not attached, 503 when no ready deployment takes traffic.
+        """
+        raise self._no_endpoints()

@@ -312,6 +312,39 @@ def show_answer(result: dict[str, Any] | None):
     return HTML("".join(html))
 
 
+def shift_traffic(
+    endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Set an endpoint's split whole (a canary's steps: 100/0, 90/10, 0/100); returns the endpoint as stored.
+
+    The target checks every rule before anything changes (see ``DeploymentTarget.set_traffic``).
+    """
+    view = get_deploy_target().set_traffic(endpoint, traffic, mirror)
+    shown = ", ".join(f"{name} {weight} %" for name, weight in view["traffic"].items())
+    mirrored = "".join(f"; mirror {percent} % to {name}" for name, percent in view["mirror"].items())
+    print(f"endpoint {endpoint}: {shown}{mirrored}")
+    return view
+
+
+def canary_check(endpoint: str, deployment: str, payload: Any) -> dict[str, Any]:
+    """Send one request to the endpoint pinned to ``deployment`` (even at 0 %) before it gets traffic.
+
+    Returns status, served_by, seconds and answer; a status other than 200, or an answer from another
+    deployment, is an error, so that a notebook stops before shifting traffic to a deployment that fails.
+    """
+    started = time.perf_counter()
+    status, served_by, answer = get_deploy_target().predict_endpoint(endpoint, payload, deployment)
+    seconds = time.perf_counter() - started
+    if status != 200:
+        raise PipelineError(f"canary request to {deployment} on endpoint {endpoint} answered HTTP {status}: "
+                            f"{str(answer)[:300]}")
+    if served_by != deployment:
+        raise PipelineError(f"canary request pinned to {deployment} on endpoint {endpoint} was served by "
+                            f"{served_by!r}")
+    print(f"{deployment} answered on endpoint {endpoint} in {seconds:.3f} s")
+    return {"status": status, "served_by": served_by, "seconds": round(seconds, 3), "answer": answer}
+
+
 def _released(entry: dict) -> dict:
     """An entry whose deployment another entry takes over: it no longer names or runs one."""
     entry = copy.deepcopy(entry)

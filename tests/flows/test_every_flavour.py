@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 
 from tests.conftest import ROOT, free_port
@@ -112,3 +114,41 @@ def test_the_examples_share_one_space_without_colliding(env, sklearn_model, tmp_
         assert staged.returncode == 0, staged.stderr
     names = [asset["name"] for asset in json.loads(mlops("space", "list", "--json", env=env).stdout)]
     assert len(names) == 8 and len(set(names)) == 8
+
+
+def test_pipeline_run_releases_a_new_model_as_a_canary_on_an_endpoint(env, sklearn_model, tmp_path):
+    """The first run puts its deployment on the endpoint at 100 %; a second run, deploying under a new name,
+    attaches it at 0 %, tests it pinned and shifts the traffic step by step, the first one serving until the end."""
+    import yaml
+
+    model, folder, draft, name, _ = flavours(sklearn_model)["sklearn"]
+    new_model, new_folder = tmp_path / "model-v2.joblib", tmp_path / "sklearn_estimator_v2"  # a new model's assets
+    new_model.write_bytes(model.read_bytes())
+    shutil.copytree(folder, new_folder)
+    config = new_folder / "config.yaml"
+    config.write_text(config.read_text().replace("model: model.joblib", "model: model-v2.joblib"))
+    document = yaml.safe_load(draft.read_text())
+    document["model_name"], document["wmla_deployment"]["deployment_name"] = "sklearn-logistic-v2", "sklearn-canary"
+    canary_draft = tmp_path / "canary.draft.yml"
+    canary_draft.write_text(yaml.safe_dump(document))
+    base = ("pipeline", "run", "--eval-images", "0", "--endpoint", "shop")
+    first = mlops(*base, "--path-model", model, "--path-dependency", folder, "--path-yml", draft, env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    view = json.loads(mlops("endpoint", "view", "--name", "shop", "--json", env=env).stdout)
+    assert view["traffic"] == {name: 100}
+    second = mlops(*base, "--path-model", new_model, "--path-dependency", new_folder, "--path-yml", canary_draft,
+                   "--canary-steps", "25,100", env=env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    view = json.loads(mlops("endpoint", "view", "--name", "shop", "--json", env=env).stdout)
+    assert view["traffic"] == {name: 0, "sklearn-canary": 100}
+    answer = httpx.post(view["url"], json=json.loads((folder / "sample_request.json").read_text()), timeout=60)
+    assert answer.status_code == 200 and answer.headers["x-mlops-deployment"] == "sklearn-canary"
+    executed = Path(second.stdout.splitlines()[-1].removeprefix("executed notebooks: ")) / "A_MLOps_Pipeline.ipynb"
+    texts = [o.get("data", {}).get("text/plain", "") for c in nbformat.read(executed, as_version=4).cells
+             for o in c.get("outputs", [])]
+    table = next(text for text in texts if "pinned test at 0 %" in text)
+    assert "sklearn-canary at 25 %" in table and "sklearn-canary at 100 %" in table, table
+    assert f"{{'{name}': 75, 'sklearn-canary': 25}}" in table, table
+    refused = mlops("pipeline", "run", "--path-model", model, "--path-dependency", folder, "--endpoint", "shop",
+                    "--canary-steps", "50,20", "--path-yml", draft, env=env)
+    assert refused.returncode == 2 and refused.stderr.strip().startswith("error: --canary-steps:")

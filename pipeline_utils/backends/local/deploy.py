@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import collections
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from pipeline_utils.backends.local.runtime.client import RuntimeClient
+from pipeline_utils.backends.local.runtime.endpoints import PIN_HEADERS, SERVED_HEADERS
 from pipeline_utils.backends.local.runtime.settings import configured_port, log_dir
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
@@ -120,3 +123,49 @@ class LocalTarget(DeploymentTarget):
             return response.status_code, response.json()
         except ValueError:
             return response.status_code, response.text
+
+    def create_endpoint(self, name: str, deployments: Sequence[str] = ()) -> dict[str, Any]:
+        """Create the endpoint in the runtime, stored with its attached deployments."""
+        return self.client.create_endpoint(name, list(deployments))
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """The runtime's endpoints."""
+        return self.client.list_endpoints()
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        """One endpoint of the runtime."""
+        return self.client.get_endpoint(name)
+
+    def delete_endpoint(self, name: str) -> None:
+        """Remove the endpoint from the runtime (its deployments stay)."""
+        self.client.delete_endpoint(name)
+
+    def set_traffic(
+        self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Replace the split in the runtime, which checks every rule and stores it before routing by it."""
+        return self.client.set_traffic(endpoint, dict(traffic), dict(mirror or {}))
+
+    def attach(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """Attach a deployment at 0 %."""
+        return self.client.attach(endpoint, deployment)
+
+    def detach(self, endpoint: str, deployment: str) -> dict[str, Any]:
+        """Detach a deployment that takes no traffic there."""
+        return self.client.detach(endpoint, deployment)
+
+    def endpoint_url(self, name: str) -> str:
+        """``http://127.0.0.1:<port>/endpoints/<name>``."""
+        return self.client.endpoint_url(name)
+
+    def predict_endpoint(
+        self, endpoint: str, payload: Any, deployment: str | None = None, timeout: float = 300.0
+    ) -> tuple[int, str | None, Any]:
+        """POST to the endpoint's URL (with the project's pin header when ``deployment`` is given)."""
+        headers = {PIN_HEADERS[0]: deployment} if deployment else {}
+        response = httpx.post(self.endpoint_url(endpoint), json=payload, headers=headers, timeout=timeout)
+        served = response.headers.get(SERVED_HEADERS[0])
+        try:
+            return response.status_code, served, response.json()
+        except ValueError:
+            return response.status_code, served, response.text

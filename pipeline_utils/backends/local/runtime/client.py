@@ -28,6 +28,7 @@ from pipeline_utils.backends.local.runtime.httplimits import Limits
 from pipeline_utils.backends.local.runtime.settings import (
     ALREADY_RUNNING,
     DEFAULT_PORT,
+    ENDPOINT_PREFIX,
     HOST,
     INFERENCE_PREFIX,
     PORT_ENV,
@@ -232,6 +233,40 @@ class RuntimeClient:
     def invoke(self, name: str, payload: Any, timeout: float = 300.0) -> httpx.Response:
         """POST a JSON payload to the deployment's inference URL and return the response."""
         return httpx.post(self.deployment_url(name), json=payload, timeout=timeout)
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def endpoint_url(self, name: str) -> str:
+        """The inference URL of an endpoint: ``http://127.0.0.1:<port>/endpoints/<name>``."""
+        return f"{self.ensure_daemon()}{ENDPOINT_PREFIX}{name}"
+
+    def create_endpoint(self, name: str, deployments: list[str] | None = None) -> dict[str, Any]:
+        """Create an endpoint with ``deployments`` attached at 0 % (it answers 503 until a split is set)."""
+        return self._call("POST", "/admin/endpoints", {"name": name, "deployments": list(deployments or [])})
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint with its URL, attached deployments, traffic and mirror maps and deployment statuses."""
+        return self._call("GET", "/admin/endpoints")
+
+    def get_endpoint(self, name: str) -> dict[str, Any]:
+        """One endpoint, as :meth:`list_endpoints` shows it; NotFound when unknown."""
+        return self._call("GET", f"/admin/endpoints/{name}")
+
+    def delete_endpoint(self, name: str) -> dict[str, Any]:
+        """Remove an endpoint (its deployments stay)."""
+        return self._call("DELETE", f"/admin/endpoints/{name}")
+
+    def set_traffic(self, name: str, traffic: dict[str, int], mirror: dict[str, int] | None = None) -> dict[str, Any]:
+        """Replace the endpoint's split whole: integer weights summing to 100, an optional mirror (atomic)."""
+        return self._call("PUT", f"/admin/endpoints/{name}/traffic", {"traffic": traffic, "mirror": mirror or {}})
+
+    def attach(self, name: str, deployment: str) -> dict[str, Any]:
+        """Attach a deployment to the endpoint at 0 % (reachable with a pin header)."""
+        return self._call("POST", f"/admin/endpoints/{name}/attach", {"deployment": deployment})
+
+    def detach(self, name: str, deployment: str) -> dict[str, Any]:
+        """Detach a deployment that takes no live or mirrored traffic on the endpoint."""
+        return self._call("POST", f"/admin/endpoints/{name}/detach", {"deployment": deployment})
 
 
 def default_client() -> RuntimeClient:

@@ -1,7 +1,8 @@
 """The runtime daemon: one process serving every local deployment over HTTP on 127.0.0.1.
 
 Routes: ``POST /dlim/v1/inference/<name>`` (the EDI URL shape), the Open Inference Protocol
-(KServe v2) routes for estimators, ``/metrics`` and the JSON admin API under ``/admin``.
+(KServe v2) routes for estimators, ``POST /endpoints/<name>`` (:mod:`endpointroutes`), ``/metrics``, and the
+JSON admin API under ``/admin`` on the owner-only control socket.
 Run as ``python -m pipeline_utils.backends.local.runtime.daemon [--port N]``; the client starts it on demand.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 from pipeline_utils import __version__, oip
 from pipeline_utils.backends.local.runtime import flavours, ipc, records
 from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
+from pipeline_utils.backends.local.runtime.endpointroutes import EndpointService
 from pipeline_utils.backends.local.runtime.httpserver import (
     HttpProtocol,
     Request,
@@ -43,6 +45,7 @@ from pipeline_utils.backends.local.runtime.procs import Zygote, summarize_enforc
 from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile
 from pipeline_utils.backends.local.runtime.settings import (
     BAD_SETTINGS,
+    ENDPOINT_PREFIX,
     HOST,
     INFERENCE_PREFIX,
     LOOPBACK_NAMES,
@@ -154,6 +157,7 @@ class Runtime:
         self.shutdown_event = asyncio.Event()
         self.zygote = Zygote(home)
         self.creating: set[str] = set()
+        self.endpoints = EndpointService(self)
 
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.port}{INFERENCE_PREFIX}{name}"
@@ -165,6 +169,8 @@ class Runtime:
             if pool is not None:
                 return int(pool.profile["limits"]["max_request_bytes"])
             return ADMIN_BODY_LIMIT
+        if path.startswith(ENDPOINT_PREFIX):
+            return self.endpoints.body_limit(path) or ADMIN_BODY_LIMIT
         return ADMIN_BODY_LIMIT
 
     # -- routing ---------------------------------------------------------------------------------
@@ -182,6 +188,8 @@ class Runtime:
             if request.method != "POST":
                 return error(405, "send inference requests with POST")
             return await self.infer(path[len(INFERENCE_PREFIX) :], ipc.TASK, request.body)
+        if path.startswith(ENDPOINT_PREFIX):
+            return await self.endpoints.infer(request)
         if path.startswith("/v2"):
             return await self.kserve(request)
         if path == "/metrics":
@@ -285,6 +293,8 @@ class Runtime:
         if parts == ["shutdown"] and method == "POST":
             self.shutdown_event.set()
             return json_response(200, {"stopping": True})
+        if parts[:1] == ["endpoints"]:
+            return await self.endpoints.admin(parts[1:], method, _object(request) if method in ("POST", "PUT") else {})
         if parts == ["deployments"]:
             if method == "GET":
                 return json_response(200, [self._row(p) for p in self.pools.values()])
@@ -385,7 +395,8 @@ class Runtime:
         return source
 
     async def delete(self, pool: Pool, body: dict[str, Any]) -> Response:
-        """Stop a deployment and remove it with its copied folder and logs."""
+        """Stop a deployment and remove it with its copied folder and logs (refused while an endpoint routes to it)."""
+        self.endpoints.release(pool.name)
         await pool.stop(drain_timeout=0)
         self.pools.pop(pool.name, None)
         self.keeper.forget(pool.name)
@@ -461,6 +472,7 @@ class Runtime:
             self.pools[record["name"]] = pool
             if record["desired"] == "started":
                 pool.start()
+        self.endpoints.boot()
         try:
             self.zygote.ensure()
         except OSError as exc:

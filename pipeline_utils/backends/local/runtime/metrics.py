@@ -19,6 +19,7 @@ class Metrics:
         self.restarts: dict[str, int] = defaultdict(int)
         self.bucket_counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
         self.latency_sum: dict[str, float] = defaultdict(float)
+        self.endpoint_requests: dict[tuple[str, str, int, bool], int] = defaultdict(int)
         self.payload_log: Any = None  # the daemon's PayloadLog: written/dropped/failed/lost counters per deployment
 
     def observe(self, deployment: str, status: int, seconds: float) -> None:
@@ -26,6 +27,15 @@ class Metrics:
         self.requests[(deployment, status)] += 1
         self.bucket_counts[deployment][bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[deployment] += seconds
+
+    def observe_endpoint(self, endpoint: str, deployment: str, status: int, mirrored: bool = False) -> None:
+        """Count one request an endpoint routed (or mirrored) to a deployment."""
+        self.endpoint_requests[(endpoint, deployment, status, mirrored)] += 1
+
+    def forget_endpoint(self, endpoint: str) -> None:
+        """Drop the series of a deleted endpoint."""
+        for key in [k for k in self.endpoint_requests if k[0] == endpoint]:
+            del self.endpoint_requests[key]
 
     def forget(self, deployment: str) -> None:
         """Drop the series of a deleted deployment."""
@@ -43,6 +53,16 @@ class Metrics:
         lines += [
             f'mlops_runtime_requests_total{{deployment="{d}",code="{c}"}} {n}'
             for (d, c), n in sorted(self.requests.items())
+        ]
+        lines += [
+            "# HELP mlops_runtime_endpoint_requests_total Requests an endpoint routed, by deployment, status and"
+            " whether it was a mirrored copy.",
+            "# TYPE mlops_runtime_endpoint_requests_total counter",
+        ]
+        lines += [
+            f'mlops_runtime_endpoint_requests_total{{endpoint="{e}",deployment="{d}",code="{c}",'
+            f'mirrored="{str(m).lower()}"}} {n}'
+            for (e, d, c, m), n in sorted(self.endpoint_requests.items())
         ]
         lines += [
             "# HELP mlops_runtime_request_duration_seconds Inference request latency.",

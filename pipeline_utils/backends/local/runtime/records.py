@@ -1,4 +1,5 @@
-"""Deployment records in the state database: what to serve and whether it should be running.
+"""Deployment and endpoint records in the state database: what to serve, whether it should be running, and
+which endpoint sends how much traffic where.
 
 Only custom-arg NAMES are stored; their values stay in memory (the daemon's and its supervisor's). Kernel
 settings are plain values and are stored whole.
@@ -28,6 +29,13 @@ store.register_schema(
         custom_arg_names TEXT NOT NULL DEFAULT '[]',
         settings TEXT NOT NULL DEFAULT '{}',
         created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS runtime_endpoints (
+        name TEXT PRIMARY KEY,
+        deployments TEXT NOT NULL,
+        traffic TEXT NOT NULL,
+        mirror TEXT NOT NULL,
         updated_at REAL NOT NULL
     );
     """,
@@ -115,3 +123,40 @@ def all_records() -> list[dict[str, Any]]:
         return [_row(r) for r in conn.execute("SELECT * FROM runtime_deployments ORDER BY name")]
     finally:
         conn.close()
+
+
+ENDPOINT_FIELDS = ("deployments", "traffic", "mirror")
+
+
+def save_endpoint(record: dict[str, Any]) -> None:
+    """Store an endpoint whole (attached deployments, traffic and mirror maps) in one transaction."""
+    conn = _connect()
+    try:
+        with store.transaction(conn):
+            conn.execute(
+                "INSERT OR REPLACE INTO runtime_endpoints (name, deployments, traffic, mirror, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (record["name"], *(json.dumps(record[field]) for field in ENDPOINT_FIELDS), time.time()),
+            )
+    finally:
+        conn.close()
+
+
+def delete_endpoint(name: str) -> None:
+    """Remove an endpoint record."""
+    conn = _connect()
+    try:
+        with store.transaction(conn):
+            conn.execute("DELETE FROM runtime_endpoints WHERE name = ?", (name,))
+    finally:
+        conn.close()
+
+
+def all_endpoints() -> list[dict[str, Any]]:
+    """Every endpoint record, by name."""
+    conn = _connect()
+    try:
+        rows = conn.execute("SELECT * FROM runtime_endpoints ORDER BY name").fetchall()
+    finally:
+        conn.close()
+    return [{"name": row["name"], **{field: json.loads(row[field]) for field in ENDPOINT_FIELDS}} for row in rows]
