@@ -36,7 +36,15 @@ $(INTEROP)/.deps: requirements-interop.txt
 	$(INTEROP)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-interop.txt
 	touch $@
 
-test: lint $(INTEROP)/.deps
+# The deploy targets' heavy extras (Ray Serve, azure-ai-ml, kubernetes-validate), so that their tests run; one pip
+# call, so that pip resolves what ray and azure-ai-ml share (opentelemetry). The local default never imports them.
+EXTRAS := requirements-ray.txt requirements-azureml.txt requirements-k8s.txt
+
+$(VENV)/.extras-deps: $(EXTRAS) $(VENV)/.dev-deps
+	$(PIP) $(addprefix -r ,$(EXTRAS))
+	touch $@
+
+test: lint $(INTEROP)/.deps $(VENV)/.extras-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 BASELINES := .venv-baselines

@@ -20,7 +20,7 @@ from pipeline_utils.backends import CONCERNS
 from tests.conftest import ROOT, run_cli
 
 NOTEBOOKS = ("A_MLOps_Pipeline", "A1_Submit_Training", "A2_Deploy", "A3_Monitor_Configuration")
-SHIMS = "pipeline_utils/backends/local/runtime/shims"
+SHIMS = "pipeline_utils/kernels/shims"
 NOT_SOURCES = (".venv*", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "runs", ".mlops")
 
 
@@ -78,7 +78,7 @@ def test_the_installed_wheel_finds_its_notebooks_and_shims(wheel, tmp_path):
     probe = (
         "import pipeline_utils, pathlib;"
         "from pipeline_utils.notebooks.runner import notebook_path;"
-        "from pipeline_utils.backends.local.runtime.worker import SHIMS;"
+        "from pipeline_utils.kernels.handlers import SHIMS;"
         "print(pipeline_utils.__file__); print(notebook_path('A2_Deploy')); print(SHIMS / 'redhareapi.py')"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,

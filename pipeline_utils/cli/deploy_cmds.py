@@ -1,9 +1,10 @@
-"""``deploy create|update|list|view|logs|update-profile|traffic|start|stop|delete``: inference services (seed
+"""``deploy create|update|list|view|logs|update-profile|traffic|export|start|stop|delete``: inference services (seed
 000/001) and the traffic split of the endpoints in front of them."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 import yaml
@@ -186,6 +187,31 @@ def traffic_command(endpoint: str, weights: tuple[str, ...], mirror: str | None,
     view = target.set_traffic(endpoint, traffic, mirrors)
     note(f"endpoint {endpoint}: traffic {format_map(view['traffic'])}, mirror {format_map(view['mirror'])}")
     show_split(view, as_json=as_json)
+
+
+@deploy.command("export")
+@click.option("--target", "target_name", required=True,
+              help="The deploy target to write files for: k8s (Helm chart, container spec, KServe InferenceService) "
+                   "or azureml (endpoint and deployment YAML, environment, score.py).")
+@click.option("--name", "names", multiple=True, help="A deployment to export (repeatable).")
+@click.option("--endpoint", help="Export an endpoint's deployments, with its traffic split in the target's terms.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="A new or empty folder to write into.")
+def export_command(target_name: str, names: tuple[str, ...], endpoint: str | None, out: Path) -> None:
+    """Write what another deploy target deploys from, for deployments or an endpoint; prints the files.
+
+    Nothing is deployed or contacted: the pinned model and dependency versions come from the space, custom args
+    become references to secrets (never values). Apply the files with the target's own tools.
+    """
+    from pipeline_utils.backends import available
+    from pipeline_utils.deploy.steps import export_deployments
+
+    if names and endpoint:
+        raise BadInput("give deployments with --name or one endpoint with --endpoint, not both", field="--endpoint")
+    if target_name not in available("deploy_target"):
+        raise BadInput(f"{target_name!r} is not an installed deploy target ({', '.join(available('deploy_target'))})",
+                       field="--target")
+    for path in export_deployments(target_name, out, names, endpoint):
+        click.echo(path)
 
 
 @deploy.command("start")

@@ -15,8 +15,11 @@ URL in front of named deployments, with a traffic split; a target that has none 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,57 @@ class DeployAssets:
 
     model: DownloadedAsset
     dependency: DownloadedAsset
+
+
+@dataclass(frozen=True)
+class ExportedDeployment:
+    """One deployment to export: its metadata entry, its pinned assets (downloaded) and what its kernel is given.
+
+    ``custom_arg_names`` name the secrets the kernel expects (their values never reach an export: a target
+    refers to them, e.g. as a Kubernetes Secret); ``settings`` are plain kernel settings, exported as values.
+    """
+
+    name: str
+    entry: dict[str, Any]
+    assets: DeployAssets
+    kernel_filename: str = "kernel.py"
+    custom_arg_names: tuple[str, ...] = ()
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrafficSplit:
+    """An endpoint's split to export with its deployments: integer weights summing to 100, an optional mirror."""
+
+    endpoint: str
+    traffic: Mapping[str, int]
+    mirror: Mapping[str, int] = field(default_factory=dict)
+
+
+def free_export_path(out: str | Path) -> Path:
+    """``out`` as a Path, if an export may go there: a missing path or an empty folder (BadInput naming ``--out``)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInput(f"{out} exists and is not an empty folder; export into a new one", field="--out")
+    return out
+
+
+@contextlib.contextmanager
+def export_folder(out: Path) -> Iterator[Path]:
+    """A folder to write an export into, that becomes ``out`` only when the block succeeds (nothing half-written).
+
+    ``out`` must be missing or an empty folder (BadInput naming ``--out`` otherwise).
+    """
+    out = free_export_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class DeploymentTarget(Configurable, abc.ABC):
@@ -218,3 +272,96 @@ class DeploymentTarget(Configurable, abc.ABC):
         endpoint or a pinned deployment that is not attached, 503 when no ready deployment takes traffic.
         """
         raise self._no_endpoints()
+
+    # -- export: the files a target deploys from, written for the user to apply ------------------------------
+
+    def export(
+        self, deployments: Sequence[ExportedDeployment], out: Path, split: TrafficSplit | None = None
+    ) -> list[Path]:
+        """Write what this target deploys from into ``out`` (created; refused unless missing or empty).
+
+        Contacts nothing and changes no deployment. With ``split``, the deployments are those of one endpoint and
+        its traffic map is translated into the target's own terms. Every input is checked before the first file is
+        written: a config the target cannot express is a BadInput naming its field (``traffic`` for a split it
+        cannot express), and nothing is left behind (write inside :func:`export_folder`). Returns the files
+        written, sorted.
+        """
+        raise BadInput(
+            f"the {self.name!r} deploy target has nothing to export; export with a target that writes files,"
+            " such as 'k8s' or 'azureml'",
+            field="--target",
+        )
+
+
+class ExportOnlyTarget(DeploymentTarget):
+    """A target that writes files for a platform this project does not drive (a cluster, a cloud workspace).
+
+    Only :meth:`export` acts; every method that would act on the platform raises a BadInput naming
+    ``MLOPS_DEPLOY_TARGET`` and saying how to apply an export instead (:attr:`apply_with`).
+    """
+
+    apply_with = "the platform's own tools"
+
+    def _export_only(self, action: str) -> BadInput:
+        return BadInput(
+            f"the {self.name!r} deploy target cannot {action}: it only writes files; run `mlops deploy export"
+            f" --target {self.name} (--name NAME | --endpoint E) --out DIR` and apply them with {self.apply_with};"
+            " choose a serving target such as 'local' to act here",
+            field=CONCERNS["deploy_target"].env,
+        )
+
+    def package(self, entry: dict[str, Any], assets: DeployAssets, *, kernel_filename: str = "kernel.py") -> Path:
+        """Refused unless the target builds one deployment's files on its own (see :meth:`export`)."""
+        raise self._export_only("package a deployment on its own")
+
+    def create(self, name: str, folder: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Refused: the platform creates the deployment when the export is applied."""
+        raise self._export_only("create deployments")
+
+    def update(self, name: str, folder: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Refused: export again and apply the new files."""
+        raise self._export_only("update deployments")
+
+    def start(self, name: str, custom_args: dict[str, str] | None = None) -> dict[str, Any]:
+        """Refused: the platform starts what is applied."""
+        raise self._export_only("start deployments")
+
+    def stop(self, name: str) -> dict[str, Any]:
+        """Refused: scale down or remove it with the platform's tools."""
+        raise self._export_only("stop deployments")
+
+    def delete(self, name: str) -> None:
+        """Refused: remove it with the platform's tools."""
+        raise self._export_only("delete deployments")
+
+    def list(self) -> list[dict[str, Any]]:
+        """Refused: the platform lists what runs there."""
+        raise self._export_only("list deployments")
+
+    def get(self, name: str) -> dict[str, Any]:
+        """Refused: the platform shows what runs there."""
+        raise self._export_only("show deployments")
+
+    def get_profile(self, name: str) -> dict[str, Any]:
+        """Refused: the profile is in the exported files."""
+        raise self._export_only("show profiles")
+
+    def update_profile(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Refused: change the metadata's resource_configs and export again."""
+        raise self._export_only("update profiles")
+
+    def url(self, name: str) -> str:
+        """Refused: the URL is the platform's."""
+        raise self._export_only("give URLs")
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Refused: the platform reports rollouts."""
+        raise self._export_only("wait for deployments")
+
+    def predict(self, name: str, payload: Any, timeout: float = 300.0) -> tuple[int, Any]:
+        """Refused: send requests to the platform's URL."""
+        raise self._export_only("send requests")
+
+    def logs(self, name: str, tail: int | None = None) -> list[str]:
+        """Refused: the platform keeps the logs."""
+        raise self._export_only("read logs")

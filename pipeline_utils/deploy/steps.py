@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +430,46 @@ def delete_deployment(
         else:
             space.update_entry(key, forget)
     return done
+
+
+def export_deployments(
+    target_name: str, out: str | Path, names: Sequence[str] = (), endpoint: str | None = None
+) -> list[Path]:
+    """Write the files another deploy target deploys from, for deployments or for an endpoint and its split.
+
+    The metadata entries and the pinned asset versions come from the space; kernel file, custom-arg names (never
+    values) and kernel settings from the deployment on the configured target when it has it. Files only.
+    """
+    from pipeline_utils.deploy.base import ExportedDeployment, TrafficSplit, free_export_path
+
+    out = free_export_path(out)
+    exporter = get_deploy_target(target_name)
+    source = get_deploy_target()
+    split = None
+    if endpoint:
+        view = source.get_endpoint(endpoint)
+        names = view["deployments"]
+        split = TrafficSplit(endpoint, view["traffic"], view["mirror"])
+    if not names:
+        raise BadInput("give deployments with --name, or an endpoint with --endpoint", field="--name")
+    exported = []
+    try:
+        for name in dict.fromkeys(names):
+            key = entry_key(None, name)
+            entry = get_space().entry(key)
+            entry["wmla_deployment"]["deployment_name"] = name
+            running = source.get(name) if source.exists(name) else {}
+            exported.append(
+                ExportedDeployment(
+                    name=name,
+                    entry=entry,
+                    assets=download_assets(key, entry),
+                    kernel_filename=Path(running.get("entry") or "kernel.py").name,
+                    custom_arg_names=tuple(running.get("custom_arg_names") or ()),
+                    settings=dict(running.get("settings") or {}),
+                )
+            )
+        return exporter.export(exported, out, split)
+    finally:
+        for item in exported:
+            shutil.rmtree(item.assets.model.path.parent.parent, ignore_errors=True)

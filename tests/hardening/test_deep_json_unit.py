@@ -6,8 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline_utils.backends.local.runtime import ipc, payloadlog, worker
+from pipeline_utils.backends.local.runtime import payloadlog
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
+from pipeline_utils.kernels import handlers, ipc
 from pipeline_utils.monitor import payload
 from tests.example_ihc import helpers  # noqa: F401 - puts the image kernel's folder on the import path
 
@@ -66,7 +67,7 @@ class Broken:
 
 
 def test_a_handler_that_raises_answers_500_to_its_batch() -> None:
-    frames = worker.answer(Broken(), [(7, ipc.TASK, b"{}"), (8, ipc.KSERVE, b"{}")])
+    frames = handlers.answer(Broken(), [(7, ipc.TASK, b"{}"), (8, ipc.KSERVE, b"{}")])
     reader = ipc.FrameReader()
     replies = reader.feed(b"".join(frames))
     assert [(rid, kind) for rid, kind, _ in replies] == [(7, ipc.KERNEL_ERROR), (8, ipc.KERNEL_ERROR)]

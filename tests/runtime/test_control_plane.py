@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from pipeline_utils.backends.local.runtime.client import RuntimeClient
@@ -59,6 +60,25 @@ def test_foreign_hosts_and_web_pages_are_refused(runtime: str) -> None:
     assert preflight.status_code == 403
     assert not any(name.lower().startswith("access-control-") for name in preflight.headers)
     assert httpx.get(f"{runtime}/metrics", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_in_a_container_any_host_is_served_on_every_interface_but_web_pages_still_are_not(
+    monkeypatch: pytest.MonkeyPatch, mlops_home: Path
+) -> None:
+    """``MLOPS_RUNTIME_CONTAINER=1`` (the exported image sets it): a pod's Service name as Host is answered."""
+    monkeypatch.setenv("MLOPS_RUNTIME_CONTAINER", "1")
+    client = RuntimeClient(mlops_home, free_port())
+    base = client.ensure_daemon()
+    try:
+        listening = {c.laddr for c in psutil.Process(client.daemon_info()["pid"]).net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN}
+        assert ("0.0.0.0", client.port) in listening
+        assert httpx.get(f"{base}/v2/health/live", headers={"Host": "model.default.svc:8080"}).status_code == 200
+        assert httpx.get(f"{base}/v2/health/ready").status_code == 503  # a pod is not ready before its deployment
+        page = httpx.get(f"{base}/metrics", headers={"Origin": "https://attacker.example"})
+        assert page.status_code == 403
+    finally:
+        client.shutdown_daemon()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")

@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from pipeline_utils.backends.local.runtime.endpoints import Endpoint, check_split
+from pipeline_utils.deploy.traffic import Endpoint, check_split
 from pipeline_utils.errors import BadInput, Conflict, NotFound
 
 STATUSES = {"blue": "ready", "green": "ready", "grey": "stopped"}

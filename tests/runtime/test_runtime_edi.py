@@ -101,9 +101,9 @@ def test_create_rejects_bad_names_duplicates_and_folders(runtime: str, echo_kern
 def test_task_context_batches_through_next(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from pipeline_utils.backends.local.runtime import worker
+    from pipeline_utils.kernels.handlers import SHIMS
 
-    monkeypatch.syspath_prepend(str(worker.SHIMS))
+    monkeypatch.syspath_prepend(str(SHIMS))
     sys.modules.pop("redhareapi", None)
     import redhareapi
 

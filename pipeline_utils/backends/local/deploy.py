@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 
 from pipeline_utils.backends.local.runtime.client import RuntimeClient
-from pipeline_utils.backends.local.runtime.endpoints import PIN_HEADERS, SERVED_HEADERS
 from pipeline_utils.backends.local.runtime.settings import configured_port, log_dir
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
 from pipeline_utils.deploy.submission import edi_submission
+from pipeline_utils.deploy.traffic import PIN_HEADERS, SERVED_HEADERS
 
 
 class LocalTarget(DeploymentTarget):

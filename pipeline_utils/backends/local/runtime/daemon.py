@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_utils import __version__, oip
-from pipeline_utils.backends.local.runtime import flavours, ipc, records
+from pipeline_utils.backends.local.runtime import records
 from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
 from pipeline_utils.backends.local.runtime.endpointroutes import EndpointService
 from pipeline_utils.backends.local.runtime.httpserver import (
@@ -49,6 +49,7 @@ from pipeline_utils.backends.local.runtime.settings import (
     HOST,
     INFERENCE_PREFIX,
     LOOPBACK_NAMES,
+    in_container,
     log_dir,
     runtime_dir,
 )
@@ -62,8 +63,10 @@ from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError, Unavailable
 from pipeline_utils.fsutil import atomic_write_text
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
+from pipeline_utils.kernels import flavours, ipc
 
 ADMIN_BODY_LIMIT = 1 << 20
+CONTAINER = in_container()
 
 
 def check_name(name: Any) -> str:
@@ -74,9 +77,10 @@ def check_name(name: Any) -> str:
 
 
 def foreign_request(request: Request) -> str | None:
-    """Why a TCP request is refused: a Host that is not loopback (DNS rebinding), or any web page's Origin."""
+    """Why a TCP request is refused: a Host that is not loopback (DNS rebinding; any Host in a container), or any
+    web page's Origin."""
     host = request.headers.get("host")
-    if host is not None and host.rsplit(":", 1)[0] not in LOOPBACK_NAMES:
+    if host is not None and host.rsplit(":", 1)[0] not in LOOPBACK_NAMES and not CONTAINER:
         return f"Host {host!r} is not accepted: the runtime answers on loopback names only"
     if "origin" in request.headers:
         return "requests from web pages (an Origin header) are not accepted; no CORS access is granted"
@@ -228,7 +232,8 @@ class Runtime:
         if parts == ["v2", "health", "live"]:
             return json_response(200, {"live": True})
         if parts == ["v2", "health", "ready"]:
-            ready = all(p.ready for p in self.pools.values() if p.state == "started")
+            serving = [p for p in self.pools.values() if p.state == "started"]
+            ready = all(p.ready for p in serving) and (bool(serving) or not CONTAINER)  # a pod: not before its model
             return json_response(200 if ready else 503, {"ready": ready})
         if len(parts) < 3 or parts[1] != "models":
             return error(404, f"no route for {request.method} {request.path}")
@@ -268,7 +273,7 @@ class Runtime:
         size: Any = -1
         job = "classification"
         with contextlib.suppress(Exception):
-            from pipeline_utils.backends.local.runtime.flavours.estimator import load_config
+            from pipeline_utils.kernels.flavours.estimator import load_config
 
             config = load_config(config_path)
             size, job = config["inputSize"], config["job"]

@@ -14,16 +14,17 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pipeline_utils.backends.local.runtime import ipc, records
-from pipeline_utils.backends.local.runtime.endpoints import (
+from pipeline_utils.backends.local.runtime import records
+from pipeline_utils.backends.local.runtime.httpserver import Request, Response, error, json_response
+from pipeline_utils.backends.local.runtime.settings import ENDPOINT_PREFIX, HOST
+from pipeline_utils.deploy.traffic import (
     SERVED_HEADERS,
     Endpoint,
     check_endpoint_name,
     check_split,
 )
-from pipeline_utils.backends.local.runtime.httpserver import Request, Response, error, json_response
-from pipeline_utils.backends.local.runtime.settings import ENDPOINT_PREFIX, HOST
 from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady
+from pipeline_utils.kernels import ipc
 
 if TYPE_CHECKING:
     from pipeline_utils.backends.local.runtime.daemon import Runtime

@@ -34,7 +34,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc
 from pipeline_utils.backends.local.runtime.payloadwriter import (
     DROPPED,
     FAILED,
@@ -50,6 +49,7 @@ from pipeline_utils.backends.local.runtime.payloadwriter import (
     Counts,
 )
 from pipeline_utils.backends.local.runtime.settings import daemon_environment, runtime_dir
+from pipeline_utils.kernels import ipc
 
 BATCH = 200
 MAX_QUEUED = 10_000

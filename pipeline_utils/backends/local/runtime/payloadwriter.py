@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline_utils.backends.local.runtime import ipc
+from pipeline_utils.kernels import ipc
 
 RECORD = 1
 SECRETS = 2

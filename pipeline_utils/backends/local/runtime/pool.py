@@ -17,13 +17,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc
 from pipeline_utils.backends.local.runtime.cpus import CpuAllocator
 from pipeline_utils.backends.local.runtime.kernellog import KernelLog
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
 from pipeline_utils.backends.local.runtime.procs import KernelHandle, Zygote
 from pipeline_utils.backends.local.runtime.profile import with_defaults
+from pipeline_utils.kernels import ipc
 
 MAX_QUEUE = 10_000
 START_TIMEOUT = float(os.environ.get("MLOPS_RUNTIME_START_TIMEOUT") or 300)

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc
 from pipeline_utils.backends.local.runtime.settings import runtime_dir
+from pipeline_utils.kernels import ipc
 
 NOT_FORKED = 255
 SOCKET_BUFFER = 1 << 20

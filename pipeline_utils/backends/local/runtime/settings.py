@@ -20,6 +20,19 @@ BAD_SETTINGS = 78
 """The daemon's exit code for settings it cannot run with (EX_CONFIG): its supervisor does not start it again."""
 MAX_SOCKET_PATH = 100
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+CONTAINER_ENV = "MLOPS_RUNTIME_CONTAINER"
+"""Set to 1 only inside a container (the image ``deploy export --target k8s`` writes): the inference port then
+listens on all interfaces and accepts any Host, the pod's network being the boundary. Off on a shared machine."""
+
+
+def in_container(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the runtime serves a container's network (``$MLOPS_RUNTIME_CONTAINER=1``) rather than loopback."""
+    return (os.environ if environ is None else environ).get(CONTAINER_ENV) == "1"
+
+
+def bind_host(environ: Mapping[str, str] | None = None) -> str:
+    """The address the inference port listens on: 127.0.0.1, or every interface in a container."""
+    return "0.0.0.0" if in_container(environ) else HOST
 
 
 def runtime_dir(home: Path | None = None) -> Path:

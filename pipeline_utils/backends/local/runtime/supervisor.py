@@ -29,7 +29,7 @@ from typing import Any
 from pipeline_utils.backends.local.runtime.settings import (
     ALREADY_RUNNING,
     BAD_SETTINGS,
-    HOST,
+    bind_host,
     configured_port,
     control_socket,
     runtime_dir,
@@ -48,10 +48,10 @@ def log(message: str) -> None:
 
 
 def bind_inference(port: int) -> socket.socket:
-    """The listening TCP socket of the inference port on 127.0.0.1."""
+    """The listening TCP socket of the inference port on 127.0.0.1 (all interfaces in a container)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
+    sock.bind((bind_host(), port))
     sock.listen(1024)
     return sock
 

@@ -15,63 +15,16 @@ import resource
 import socket
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
-from pipeline_utils.backends.local.runtime import ipc
-from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
+from pipeline_utils.kernels import handlers, ipc
+from pipeline_utils.kernels.handlers import Handler, answer
 
-SHIMS = Path(__file__).resolve().parent / "shims"
 MB = 1024 * 1024
 CGROUP_ENV = "MLOPS_RUNTIME_CGROUP"
 CGROUP_LIMIT = "cgroup v2 memory.max"
 FLOOR_HEADROOM_MB = 64
-
-
-class Handler(Protocol):
-    """What a flavour implements to serve tasks."""
-
-    batch_limit: int
-
-    def start(self) -> None: ...
-
-    def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]: ...
-
-    def shutdown(self) -> None: ...
-
-
-def kernel_globals() -> dict[str, str]:
-    """The deployment's kernel settings and custom args, read from the environment by the names the daemon passed."""
-    names = [n for n in os.environ.get("MLOPS_KERNEL_GLOBALS", "").split(",") if n]
-    return {name: os.environ.get(name, "") for name in names}
-
-
-def error_body(message: str) -> bytes:
-    """A JSON error body."""
-    return json.dumps({"error": message}).encode()
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line, for an error body."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def refuse_deep(rid: int, body: bytes) -> bytes | None:
-    """A 400 frame for a JSON body nested deeper than ``MAX_DEPTH`` (parsing it would exhaust the stack), else None."""
-    if not too_deep(body):
-        return None
-    return ipc.pack(rid, ipc.BAD_INPUT, error_body(f"the request body is JSON nested deeper than {MAX_DEPTH} levels"))
-
-
-def answer(handler: Handler, tasks: list[tuple[int, int, bytes]]) -> list[bytes]:
-    """The handler's replies to ``tasks``; if it raises, each task gets a 500 and the kernel goes on serving."""
-    try:
-        return handler.handle(tasks)
-    except Exception as exc:  # noqa: BLE001 - no request may take the kernel down
-        traceback.print_exc()
-        body = error_body(f"kernel error: {type(exc).__name__}: {one_line(exc)}")
-        return [ipc.pack(rid, ipc.KERNEL_ERROR, body) for rid, _, _ in tasks]
 
 
 def serve(handler: Handler) -> None:
@@ -282,14 +235,6 @@ def apply_limits() -> dict[str, Any]:
     return applied
 
 
-def _run_edi(kernel_file: Path) -> None:
-    import runpy
-
-    sys.path[:0] = [str(SHIMS), str(kernel_file.parent)]
-    runpy.run_path(str(kernel_file), init_globals=kernel_globals(), run_name="__main__")
-    raise RuntimeError(f"{kernel_file.name} did not call Kernel.run() under __main__")
-
-
 def _assignment() -> dict[str, str]:
     """The kernel's environment: the first frame (ASSIGN) the daemon wrote to this kernel's socket."""
     try:
@@ -316,12 +261,7 @@ def run(sock: socket.socket) -> NoReturn:
         kernel_file = Path(os.environ["MLOPS_KERNEL_FILE"])
         sys.argv = [str(kernel_file)]
         os.chdir(os.environ.get("REDHARE_MODEL_PATH") or kernel_file.parent)
-        runners: dict[str, Callable[[], Any]] = {
-            "edi": lambda: _run_edi(kernel_file),
-            "sklearn": lambda: serve(_estimator_handler(kernel_file)),
-            "scoring": lambda: serve(_scoring_handler(kernel_file)),
-        }
-        runners[flavour]()
+        serve(handlers.flavour_handler(flavour, kernel_file))
     except BaseException as exc:
         traceback.print_exc()
         message = str(exc) if isinstance(exc, LimitError) else f"{type(exc).__name__}: {exc}"
@@ -329,16 +269,3 @@ def run(sock: socket.socket) -> NoReturn:
             _channel().send([ipc.pack(0, ipc.START_FAILED, message.encode())])
         sys.stderr.flush()
     os._exit(1)
-
-
-def _estimator_handler(folder: Path) -> Handler:
-    from pipeline_utils.backends.local.runtime.flavours.estimator import EstimatorHandler
-
-    return EstimatorHandler(folder)
-
-
-def _scoring_handler(script: Path) -> Handler:
-    from pipeline_utils.backends.local.runtime.flavours.scoring import ScoringHandler
-
-    return ScoringHandler(script, kernel_globals())
-

@@ -28,10 +28,11 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline_utils.backends.local.runtime import ipc, worker
+from pipeline_utils.backends.local.runtime import worker
 from pipeline_utils.backends.local.runtime.lifeline import die_with_parent
+from pipeline_utils.kernels import ipc
 
-PRELOAD = "numpy,joblib,yaml,sklearn.linear_model,pipeline_utils.backends.local.runtime.flavours.estimator"
+PRELOAD = "numpy,joblib,yaml,sklearn.linear_model,pipeline_utils.kernels.flavours.estimator"
 MESSAGE_LIMIT = 1 << 16
 KERNEL_NAME = "mlops-kernel"  # what ps -o comm and top show for a kernel
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc, worker
+from pipeline_utils.kernels import handlers, ipc
 
 
 def _log(level: str, message: Any) -> None:
@@ -87,7 +87,9 @@ class TaskContext:
         return self if self._index < len(self._tasks) else None
 
 
-class _EdiHandler:
+class EdiHandler:
+    """An EDI kernel as a flavour handler (what a host starts and sends task batches to)."""
+
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.batch_limit = int(os.environ.get("MLOPS_KERNEL_BATCH") or 1)
@@ -96,17 +98,17 @@ class _EdiHandler:
         self.kernel.on_kernel_start(KernelContext())
 
     def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]:
-        refused = {rid: frame for rid, _, body in batch if (frame := worker.refuse_deep(rid, body)) is not None}
+        refused = {rid: frame for rid, _, body in batch if (frame := handlers.refuse_deep(rid, body)) is not None}
         tasks: list[dict[str, Any]] = [
             {"id": rid, "input": body, "output": None} for rid, _, body in batch if rid not in refused
         ]
-        missing = worker.error_body("kernel error: on_task_invoke set no output for this task")
+        missing = handlers.error_body("kernel error: on_task_invoke set no output for this task")
         if tasks:
             try:
                 self.kernel.on_task_invoke(TaskContext(tasks))
             except Exception as exc:
                 _log("ERROR", f"on_task_invoke raised {type(exc).__name__}: {exc}")
-                missing = worker.error_body(f"kernel error: {type(exc).__name__}: {worker.one_line(exc)}")
+                missing = handlers.error_body(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
         answered = {
             t["id"]: ipc.pack(t["id"], ipc.RESULT, t["output"])
             if t["output"] is not None
@@ -133,7 +135,7 @@ class Kernel:
 
     def run(self) -> None:
         """Serve tasks from the runtime until the kernel is stopped."""
-        worker.serve(_EdiHandler(self))
+        handlers.serve(EdiHandler(self))
 
     @staticmethod
     def log_info(message: Any) -> None:

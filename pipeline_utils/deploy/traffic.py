@@ -1,4 +1,6 @@
-"""Endpoints: a stable name and URL in front of named deployments, with a traffic split and an optional mirror.
+"""Endpoints and their traffic split, for every deploy target: the rules, the pin headers and a deterministic router.
+
+An endpoint is a stable name and URL in front of named deployments, with a traffic split and an optional mirror.
 
 An endpoint has attached deployments, a traffic map (deployment -> integer percent) and a mirror map (at most
 one deployment -> percent of requests copied to it, answers discarded). The rules, checked here before

@@ -10,8 +10,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends.local.runtime import ipc, worker
-from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER
+from pipeline_utils.kernels import handlers, ipc
+from pipeline_utils.kernels.flavours import MODEL_FOLDER
 
 
 class ScoringHandler:
@@ -41,7 +41,7 @@ class ScoringHandler:
     def handle(self, batch: list[tuple[int, int, bytes]]) -> list[bytes]:
         replies = []
         for rid, _, body in batch:
-            refusal = worker.refuse_deep(rid, body)
+            refusal = handlers.refuse_deep(rid, body)
             if refusal is not None:
                 replies.append(refusal)
                 continue
@@ -55,7 +55,7 @@ class ScoringHandler:
                 replies.append(ipc.pack(rid, ipc.RESULT, data))
             except Exception as exc:
                 traceback.print_exc()
-                error = worker.error_body(f"run() raised {type(exc).__name__}: {worker.one_line(exc)}")
+                error = handlers.error_body(f"run() raised {type(exc).__name__}: {handlers.one_line(exc)}")
                 replies.append(ipc.pack(rid, ipc.KERNEL_ERROR, error))
         return replies
 

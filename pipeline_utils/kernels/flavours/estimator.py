@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline_utils import oip
-from pipeline_utils.backends.local.runtime import ipc, worker
-from pipeline_utils.backends.local.runtime.flavours import MODEL_FOLDER, MODEL_SUFFIXES
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
+from pipeline_utils.kernels import handlers, ipc
+from pipeline_utils.kernels.flavours import MODEL_FOLDER, MODEL_SUFFIXES
 
 NUMERIC_DATATYPES = ", ".join(oip.TENSOR_DTYPES)
 NO_TENSORS = memoryview(b"")
@@ -259,7 +259,7 @@ class EstimatorHandler:
         parsed: list[tuple[int, np.ndarray, OipReply | None]] = []
         replies: dict[int, bytes] = {}
         for rid, kind, body in batch:
-            refusal = worker.refuse_deep(rid, body)
+            refusal = handlers.refuse_deep(rid, body)
             if refusal is not None:
                 replies[rid] = refusal
                 continue
@@ -270,13 +270,13 @@ class EstimatorHandler:
                     rows, reply = rows_from(json.loads(body), self.size), None
                 parsed.append((rid, rows, reply))
             except (BadInput, ValueError, RecursionError) as exc:
-                replies[rid] = ipc.pack(rid, ipc.BAD_INPUT, worker.error_body(worker.one_line(exc)))
+                replies[rid] = ipc.pack(rid, ipc.BAD_INPUT, handlers.error_body(handlers.one_line(exc)))
         if parsed:
             try:
                 stacked = np.concatenate([p[1] for p in parsed]) if len(parsed) > 1 else parsed[0][1]
                 outputs = np.asarray(self.predict(stacked))
             except Exception as exc:
-                body = worker.error_body(f"prediction failed: {type(exc).__name__}: {worker.one_line(exc)}")
+                body = handlers.error_body(f"prediction failed: {type(exc).__name__}: {handlers.one_line(exc)}")
                 for rid, _, _ in parsed:
                     replies[rid] = ipc.pack(rid, ipc.KERNEL_ERROR, body)
             else:
@@ -294,7 +294,7 @@ class EstimatorHandler:
                 return ipc.pack(rid, ipc.RESULT, json.dumps({"predictions": part.tolist()}).encode())
             return ipc.pack(rid, ipc.RESULT, self._oip_answer(part, reply))
         except (ValueError, TypeError, RecursionError) as exc:
-            body = worker.error_body(f"answer not encodable: {type(exc).__name__}: {worker.one_line(exc)}")
+            body = handlers.error_body(f"answer not encodable: {type(exc).__name__}: {handlers.one_line(exc)}")
             return ipc.pack(rid, ipc.KERNEL_ERROR, body)
 
     def _oip_answer(self, part: np.ndarray, reply: OipReply) -> bytes:

@@ -1,4 +1,4 @@
-"""The local runtime's handlers of each kernel flavour; which flavour a folder is lives in ``deploy.flavours``."""
+"""The handlers of each kernel flavour (every host runs them); which flavour a folder is: ``deploy.flavours``."""
 
 from pipeline_utils.deploy.flavours import ESTIMATOR_CONFIGS, FLAVOURS, MODEL_FOLDER, MODEL_SUFFIXES, detect
 

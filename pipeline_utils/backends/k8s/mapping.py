@@ -1,0 +1,102 @@
+"""From a deployment's metadata entry to the chart's values: resources, autoscaling, probes, secrets, settings.
+
+The kernel policy becomes pods: each pod runs the project's runtime with one kernel (the in-pod profile has
+kernel_min = kernel_max = 1), and the HorizontalPodAutoscaler scales pods between kernel_min and kernel_max, as
+the local runtime scales kernels. Everything is checked here, before the first file of an export is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.deploy.base import ExportedDeployment
+from pipeline_utils.deploy.image import CONTAINER_PORT
+from pipeline_utils.errors import BadInput
+
+RUNTIME_MEMORY_MB = 256
+"""Memory a pod needs beside its kernel's memory_allocation: the runtime's supervisor and daemon."""
+MAX_STABILIZATION_SECONDS = 3600
+"""The HPA's upper bound for a scale-down stabilisation window (autoscaling/v2 validation)."""
+CPU_TARGET_PERCENT = 80
+"""The HPA's average CPU utilisation target (the local runtime scales on queueing, which needs custom metrics)."""
+GRACE_SECONDS = 10
+"""Added to task_execution_timeout for the pod's termination grace: in-flight requests finish on SIGTERM."""
+
+
+def configs_of(deployment: ExportedDeployment) -> dict[str, Any]:
+    """The deployment's resource_configs, checked by the metadata schema and by what a pod and an HPA can express."""
+    given = (deployment.entry.get("wmla_deployment") or {}).get("resource_configs") or {}
+    prefix = f"{deployment.name}: wmla_deployment.resource_configs"
+    configs = checked(ResourceConfigs, {k: v for k, v in given.items() if v is not None}, lambda k: f"{prefix}.{k}")
+    if configs["kernel_min"] < 1:
+        raise BadInput(
+            "0 (scale to zero) cannot be expressed by a HorizontalPodAutoscaler; set kernel_min to 1 or more",
+            field=f"{prefix}.kernel_min",
+        )
+    if configs["kernel_delay_release_time"] > MAX_STABILIZATION_SECONDS:
+        raise BadInput(
+            f"{configs['kernel_delay_release_time']} s is above the {MAX_STABILIZATION_SECONDS} s an HPA's scale-down"
+            " stabilisation window may be",
+            field=f"{prefix}.kernel_delay_release_time",
+        )
+    if not deployment.name[0].isalpha():
+        raise BadInput(f"{deployment.name!r}: a Kubernetes Service name must start with a letter", field="name")
+    return configs
+
+
+def pod_profile(configs: dict[str, Any]) -> dict[str, Any]:
+    """The runtime profile inside one pod: one kernel with the deployment's resources and timeout."""
+    return {**configs, "kernel_min": 1, "kernel_max": 1}
+
+
+def resources(configs: dict[str, Any]) -> dict[str, Any]:
+    """Container requests and limits: n_cpus CPUs, memory_allocation MiB for the kernel plus the runtime's share."""
+    requests = {"cpu": str(configs["n_cpus"]), "memory": f"{configs['memory_allocation']}Mi"}
+    limits = {"cpu": str(configs["n_cpus"]), "memory": f"{configs['memory_allocation'] + RUNTIME_MEMORY_MB}Mi"}
+    if configs["enable_gpus"]:
+        limits["nvidia.com/gpu"] = 1
+    return {"requests": requests, "limits": limits}
+
+
+def autoscaling(configs: dict[str, Any]) -> dict[str, Any]:
+    """The HPA's settings: replicas from the kernel policy, scale-down delayed by kernel_delay_release_time."""
+    return {
+        "enabled": configs["kernel_max"] > configs["kernel_min"],
+        "minReplicas": configs["kernel_min"],
+        "maxReplicas": configs["kernel_max"],
+        "targetCPUUtilizationPercentage": CPU_TARGET_PERCENT,
+        "scaleDownStabilizationSeconds": math.ceil(configs["kernel_delay_release_time"]),
+    }
+
+
+def chart_values(
+    deployment: ExportedDeployment, configs: dict[str, Any], entry_file: str, estimator_config: dict[str, Any],
+    image_tag: str,
+) -> dict[str, Any]:
+    """The chart's ``values.yaml``, in seed 002's shape (replicaCount, image, service, ingress, config) plus the
+    runtime's own sections (deployment, profile, resources, autoscaling, customArgs, settings)."""
+    name = deployment.name
+    return {
+        "replicaCount": configs["kernel_min"],
+        "image": {"repository": name, "tag": image_tag, "pullPolicy": "IfNotPresent"},
+        "imagePullSecrets": [],
+        "service": {"type": "ClusterIP", "port": 80, "targetPort": CONTAINER_PORT},
+        "ingress": {
+            "enabled": False,
+            "className": "",
+            "annotations": {},
+            "hosts": [{"host": f"{name}.local", "paths": [{"path": f"/dlim/v1/inference/{name}",
+                                                            "pathType": "Prefix"}]}],
+            "tls": [],
+        },
+        "config": estimator_config,
+        "deployment": {"name": name, "kernelFilename": deployment.kernel_filename, "configFile": entry_file},
+        "profile": pod_profile(configs),
+        "resources": resources(configs),
+        "autoscaling": autoscaling(configs),
+        "terminationGracePeriodSeconds": math.ceil(configs["task_execution_timeout"]) + GRACE_SECONDS,
+        "customArgs": {"secretName": f"{name}-custom-args", "names": sorted(deployment.custom_arg_names)},
+        "settings": [{"name": key, "value": str(value)} for key, value in sorted(deployment.settings.items())],
+    }

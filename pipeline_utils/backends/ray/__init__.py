@@ -1,0 +1,1 @@
+"""The Ray Serve deploy target (``ray``): deployments as Serve applications, driven over Ray's REST API."""

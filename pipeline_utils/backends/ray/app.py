@@ -1,0 +1,222 @@
+"""The Serve application that runs on the cluster: one deployment whose replicas are kernels of one flavour.
+
+Each replica runs the local runtime's flavour code (EDI kernels through the ``redhareapi`` shim, estimators,
+scoring scripts) in the package Ray unpacked as its ``working_dir``: ``on_kernel_start`` (or ``init()``, or the
+model load) runs in ``__init__``, so Serve counts the replica RUNNING only once its kernel is up. Requests run one
+at a time on one kernel thread, each timed by the replica itself: past ``task_execution_timeout`` the caller gets a
+504 and the replica reports itself unhealthy until the task returns, so Serve replaces a stuck kernel.
+
+Custom args (secrets) are not in the application's config. A deployment that needs them starts its replicas
+without a kernel; the deploy target PUTs the values to ``<route>/-/custom-args`` and the replica that receives them
+keeps them in a detached named actor that only holds them in memory; every replica reads them from there before
+it starts its kernel. ``DELETE <route>/-/custom-args`` drops that actor (the target does so on stop and delete).
+
+``ray`` is imported only here, inside functions: the module imports without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pipeline_utils.kernels import handlers
+
+HOLDER_NAMESPACE = "mlops"
+READY_PATH = "/-/ready"
+CUSTOM_ARGS_PATH = "/-/custom-args"
+_IN_PROCESS_HOLDERS: dict[str, dict[str, str]] = {}
+
+
+def error(message: str) -> bytes:
+    """A JSON error body, as the local runtime answers."""
+    return json.dumps({"error": message}).encode()
+
+
+class CustomArgsHolder:
+    """A detached named actor's state: one deployment's custom args, in memory only, set once."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] | None = None
+
+    def put(self, values: dict[str, str]) -> bool:
+        """Keep ``values`` unless others are kept already; whether the kept ones are these."""
+        if self.values is None:
+            self.values = dict(values)
+        return self.values == values
+
+    def get(self) -> dict[str, str] | None:
+        """The values, or None before they are given."""
+        return self.values
+
+
+class CustomArgsStore:
+    """Where the replicas of one deployment find its custom args: a detached actor named ``holder`` on a cluster,
+    a dict of this process in Serve's in-process testing mode (no cluster there, a single process)."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+
+    @staticmethod
+    def _on_cluster() -> bool:
+        import ray
+
+        return ray.is_initialized()
+
+    def _actor(self, create: bool) -> Any:
+        import ray
+
+        if create:
+            remote = ray.remote(num_cpus=0)(CustomArgsHolder)
+            return remote.options(
+                name=self.holder, namespace=HOLDER_NAMESPACE, lifetime="detached", get_if_exists=True
+            ).remote()
+        try:
+            return ray.get_actor(self.holder, namespace=HOLDER_NAMESPACE)
+        except ValueError:
+            return None
+
+    async def get(self) -> dict[str, str] | None:
+        """The custom args, or None before they are given."""
+        if not self._on_cluster():
+            return _IN_PROCESS_HOLDERS.get(self.holder)
+        actor = self._actor(create=False)
+        return None if actor is None else await actor.get.remote()
+
+    async def put(self, values: dict[str, str]) -> bool:
+        """Keep the values (first ones win); whether the kept ones are ``values``."""
+        if not self._on_cluster():
+            return _IN_PROCESS_HOLDERS.setdefault(self.holder, dict(values)) == values
+        return await self._actor(create=True).put.remote(values)
+
+    async def clear(self) -> None:
+        """Drop the values (the actor ends)."""
+        if not self._on_cluster():
+            _IN_PROCESS_HOLDERS.pop(self.holder, None)
+            return
+        import ray
+
+        actor = self._actor(create=False)
+        if actor is not None:
+            ray.kill(actor)
+
+
+class KernelReplica:
+    """One Serve replica: one kernel of the deployment, answering its HTTP route."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        self.name = str(args["name"])
+        self.flavour = str(args["flavour"])
+        self.entry = str(args["entry"])
+        self.folder = Path(args.get("folder") or os.getcwd())
+        self.settings = {str(k): str(v) for k, v in (args.get("settings") or {}).items()}
+        self.custom_arg_names = sorted(args.get("custom_arg_names") or [])
+        self.timeout = float(args["task_execution_timeout"])
+        self.store = CustomArgsStore(str(args.get("custom_args_holder") or f"mlops-custom-args-{self.name}"))
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
+        self.handler: Any = None
+        self.running: concurrent.futures.Future | None = None
+        self.next_id = 0
+        if not self.custom_arg_names:
+            self._start_kernel({})
+
+    def _start_kernel(self, custom_args: dict[str, str]) -> None:
+        """Set the kernel's environment (after the process started: no value in its exec environment) and run the
+        flavour's start (``on_kernel_start``, ``init()``, the model load) on the kernel thread."""
+        kernel_globals = {**self.settings, **custom_args}
+        os.environ.update(kernel_globals)
+        os.environ.update({
+            "MLOPS_KERNEL_GLOBALS": ",".join(kernel_globals),
+            "MLOPS_KERNEL_BATCH": "1",
+            "REDHARE_MODEL_NAME": self.name,
+            "REDHARE_MODEL_PATH": str(self.folder),
+            "MSD_POD_NAME": f"{self.name}-{os.getpid()}",
+        })
+        entry = self.folder / self.entry
+        handler = self.executor.submit(handlers.flavour_handler, self.flavour, entry, kernel_globals).result()
+        self.executor.submit(handler.start).result()
+        self.handler = handler
+
+    async def _ensure_kernel(self) -> bool:
+        """Whether the kernel is up, starting it now if its custom args have been given meanwhile."""
+        if self.handler is None:
+            values = await self.store.get()
+            if values is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self._start_kernel, values)
+        return self.handler is not None
+
+    def check_health(self) -> None:
+        """Serve's health check: a task running past its timeout makes the replica unhealthy (Serve replaces it)."""
+        if self.running is not None and not self.running.done():
+            raise RuntimeError(f"a task has run past task_execution_timeout ({self.timeout} s)")
+
+    async def __call__(self, request: Any) -> Any:
+        """Route a request: readiness, custom args, or a task for the kernel."""
+        from starlette.responses import Response
+
+        path = request.url.path.rstrip("/")
+        body = await request.body()
+        if path.endswith(READY_PATH) and request.method == "GET":
+            status, answer = await self._ready()
+        elif path.endswith(CUSTOM_ARGS_PATH) and request.method in ("PUT", "DELETE"):
+            status, answer = await self._custom_args(request.method, body)
+        elif request.method == "POST":
+            status, answer = await self._invoke(body)
+        else:
+            status, answer = 405, error(f"send tasks to deployment {self.name} with POST")
+        return Response(answer, status_code=status, media_type="application/json")
+
+    async def _ready(self) -> tuple[int, bytes]:
+        if await self._ensure_kernel():
+            return 200, json.dumps({"name": self.name, "status": "ready"}).encode()
+        return 503, error(f"deployment {self.name} is waiting for its custom args: start it with them")
+
+    async def _custom_args(self, method: str, body: bytes) -> tuple[int, bytes]:
+        if method == "DELETE":
+            await self.store.clear()
+            return 200, json.dumps({"name": self.name, "custom_args": "dropped"}).encode()
+        try:
+            values = json.loads(body)
+        except ValueError:
+            return 400, error("the custom args must be a JSON object of NAME to text")
+        if not isinstance(values, dict) or sorted(values) != self.custom_arg_names:
+            return 400, error(f"give exactly the custom args {', '.join(self.custom_arg_names) or '(none)'}")
+        if not all(isinstance(value, str) for value in values.values()):
+            return 400, error("each custom arg's value must be text")
+        if not await self.store.put(values):
+            return 409, error(f"deployment {self.name} already has other custom args: delete and create it again")
+        await self._ensure_kernel()
+        return 200, json.dumps({"name": self.name, "custom_args": sorted(values)}).encode()
+
+    async def _invoke(self, body: bytes) -> tuple[int, bytes]:
+        """Run one task on the kernel thread, timed: past ``task_execution_timeout`` it answers 504."""
+        if not await self._ensure_kernel():
+            return 503, error(f"deployment {self.name} is waiting for its custom args: start it with them")
+        if self.running is not None and not self.running.done():
+            return 503, error(f"deployment {self.name}: this replica's kernel is stuck in a timed-out task")
+        self.next_id += 1
+        self.running = self.executor.submit(handlers.answer_one, self.handler, body, self.next_id)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self.running), self.timeout)
+        except asyncio.TimeoutError:
+            return 504, error(f"task exceeded task_execution_timeout ({self.timeout:g} s); the replica is replaced")
+        except Exception as exc:  # noqa: BLE001 - a request never takes the replica down
+            traceback.print_exc()
+            return 500, error(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
+
+    def __del__(self) -> None:
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            self.executor.submit(handler.shutdown)
+        self.executor.shutdown(wait=False)
+
+
+def build(args: dict[str, Any]) -> Any:
+    """Serve's application builder (the config's ``import_path``): the kernel deployment of ``args``."""
+    from ray import serve
+
+    return serve.deployment(KernelReplica, name="Kernel").bind(args)

@@ -1,0 +1,180 @@
+"""Serve's declarative config for a deployment: the kernel policy mapped to autoscaling and actor options, the
+application entry, and the merge with the cluster's other applications (a PUT replaces all of them).
+
+Custom-arg values never appear here: the config (``runtime_env`` included) is echoed back by GET.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.errors import BadInput, Conflict
+
+APP_IMPORT_PATH = "pipeline_utils.backends.ray.app:build"
+INGRESS = "Kernel"
+ROUTE_PREFIX = "/dlim/v1/inference/"
+MB = 1024 * 1024
+UPSCALE_DELAY_S = 2.0
+POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout")
+RESOURCE_KEYS = ("n_cpus", "memory_allocation", "enable_gpus")
+KEPT_INSTANCE_OPTIONS = ("proxy_location", "http_options", "grpc_options", "target_capacity")
+
+
+def _cpus(value: Any) -> float:
+    """``n_cpus`` as Ray takes it: a positive number, fractions allowed (0.5 puts two replicas on one CPU)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise BadInput(f"must be a positive number of CPUs (fractions such as 0.5 allowed), not {value!r}",
+                       field="n_cpus")
+    return float(value)
+
+
+def checked_profile(resource_configs: dict[str, Any] | None) -> dict[str, Any]:
+    """Seed 000's resource configs checked as the metadata schema does, except that ``n_cpus`` may be fractional;
+    None values take the defaults. A setting this target cannot express is a BadInput naming it."""
+    configs = {key: value for key, value in (resource_configs or {}).items() if value is not None}
+    unknown = sorted(set(configs) - set(ResourceConfigs.model_fields))
+    if unknown:
+        known = ", ".join(ResourceConfigs.model_fields)
+        raise BadInput(f"is not a setting the ray target can express (it maps: {known})", field=unknown[0])
+    cpus = _cpus(configs.pop("n_cpus", 1))
+    profile = checked(ResourceConfigs, configs, lambda key: key)
+    profile["n_cpus"] = int(cpus) if cpus.is_integer() else cpus
+    return profile
+
+
+def sections(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The profile laid out as the local runtime shows it: ``policy`` and ``resource``."""
+    return {
+        "policy": {key: profile[key] for key in POLICY_KEYS},
+        "resource": {key: profile[key] for key in RESOURCE_KEYS},
+    }
+
+
+def flat_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """Profile changes as flat resource-config keys: ``kernel_max``, ``policy.kernel_max`` or nested sections."""
+    flat: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key in ("policy", "resource") and isinstance(value, dict):
+            flat.update({f"{key}.{inner}": inner_value for inner, inner_value in value.items()})
+        else:
+            flat[key] = value
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        section, _, key = name.rpartition(".")
+        expected = "policy" if key in POLICY_KEYS else "resource" if key in RESOURCE_KEYS else None
+        if expected is None or section not in ("", expected):
+            known = ", ".join([*(f"policy.{k}" for k in POLICY_KEYS), *(f"resource.{k}" for k in RESOURCE_KEYS)])
+            raise BadInput(f"unknown profile setting for the ray target; known: {known}", field=name)
+        out[key] = value
+    return out
+
+
+def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:
+    """The kernel policy and resources as Serve deployment options (one replica = one kernel).
+
+    kernel_min/kernel_max bound the replicas (0 scales to zero), kernel_delay_release_time is the downscale delay,
+    queueing drives upscaling (one ongoing request per replica, a short upscale delay), n_cpus, memory_allocation
+    (MB, as bytes) and enable_gpus are reserved per replica. A replica takes one request at a time, as a kernel
+    takes one task; the graceful shutdown waits out a task in flight.
+    """
+    return {
+        "name": INGRESS,
+        "max_ongoing_requests": 1,
+        "autoscaling_config": {
+            "min_replicas": profile["kernel_min"],
+            "max_replicas": profile["kernel_max"],
+            "target_ongoing_requests": 1,
+            "upscale_delay_s": UPSCALE_DELAY_S,
+            "downscale_delay_s": float(profile["kernel_delay_release_time"]),
+        },
+        "ray_actor_options": {
+            "num_cpus": profile["n_cpus"],
+            "memory": profile["memory_allocation"] * MB,
+            "num_gpus": 1 if profile["enable_gpus"] else 0,
+        },
+        "graceful_shutdown_timeout_s": float(profile["task_execution_timeout"]) + 5.0,
+    }
+
+
+def application(
+    name: str,
+    *,
+    working_dir: str,
+    py_modules: list[str],
+    flavour: str,
+    entry: str,
+    profile: dict[str, Any],
+    settings: dict[str, str],
+    custom_arg_names: list[str],
+    holder: str,
+) -> dict[str, Any]:
+    """The Serve application of deployment ``name``: its package as ``working_dir``, the project's code as
+    ``py_modules``, the flavour and kernel settings as builder args; custom args by name only."""
+    return {
+        "name": name,
+        "route_prefix": f"{ROUTE_PREFIX}{name}",
+        "import_path": APP_IMPORT_PATH,
+        "runtime_env": {"working_dir": working_dir, "py_modules": list(py_modules)},
+        "args": {
+            "name": name,
+            "flavour": flavour,
+            "entry": entry,
+            "settings": dict(sorted(settings.items())),
+            "custom_arg_names": sorted(custom_arg_names),
+            "custom_args_holder": holder,
+            "task_execution_timeout": float(profile["task_execution_timeout"]),
+        },
+        "deployments": [deployment_options(profile)],
+    }
+
+
+def with_policy(app: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """``app`` with its deployment options and timeout set from ``profile``."""
+    updated = copy.deepcopy(app)
+    updated["deployments"] = [deployment_options(profile)]
+    updated["args"]["task_execution_timeout"] = float(profile["task_execution_timeout"])
+    return updated
+
+
+def _submitted(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """The config each application of the cluster was submitted with; one deployed from code cannot be kept."""
+    apps = []
+    for app_name, app in sorted(details.get("applications", {}).items()):
+        config = app.get("deployed_app_config")
+        if not config:
+            raise Conflict(
+                f"Ray Serve application {app_name!r} was deployed from code (serve.run), not from a config; a PUT of "
+                "the config would replace it: deploy it from a config first, or delete it"
+            )
+        apps.append(config)
+    return apps
+
+
+def merged(
+    details: dict[str, Any],
+    app: dict[str, Any] | None,
+    *,
+    drop: str | None = None,
+    http_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The PUT body for the cluster of ``details`` (a GET) with ``app`` added or replaced and ``drop`` removed.
+
+    Every other application is kept as it was submitted, and so are the instance's proxy, HTTP and gRPC options;
+    ``http_options`` (where the proxy listens) apply only when Serve is not running yet.
+    """
+    apps = [
+        config for config in _submitted(details)
+        if config.get("name") not in {drop, app["name"] if app else None}
+    ]
+    if app is not None:
+        apps.append(app)
+    body: dict[str, Any] = {
+        key: details[key] for key in KEPT_INSTANCE_OPTIONS if details.get(key) is not None
+    }
+    if "http_options" not in body and http_options:
+        body["http_options"] = dict(http_options)
+    body["applications"] = sorted(apps, key=lambda config: str(config.get("name")))
+    return body
