@@ -66,8 +66,13 @@ class FakeRay:
                 "status": "DEPLOYING" if polls else "RUNNING",
                 "message": "",
                 "deployed_app_config": None if name in self.imperative else config,
-                "deployments": {"Kernel": {"status": "HEALTHY", "replicas": [
-                    {"replica_id": f"{name}-r1", "actor_id": f"actor-{name}", "state": "RUNNING"}]}},
+                "deployments": {
+                    deployment["name"]: {
+                        "status": "HEALTHY",
+                        "deployment_config": {"user_config": deployment.get("user_config")},
+                        "replicas": [{"replica_id": f"{name}-r1", "actor_id": f"actor-{name}", "state": "RUNNING"}],
+                    } for deployment in config.get("deployments") or [{"name": "Kernel"}]
+                },
             }
         return {"controller_info": {"actor_id": "c"}, "proxy_location": "EveryNode",
                 "http_options": self.http_options, "applications": apps, "target_capacity": None}
@@ -136,7 +141,8 @@ def _handler(fake: FakeRay) -> type[BaseHTTPRequestHandler]:
                         return self._send(400, b"ValidationError: applications")
                     added = {app["name"] for app in config["applications"]} - set(fake.apps)
                     fake.apps = {app["name"]: app for app in config["applications"]}
-                    fake.pending.update({name: fake.deploying_polls for name in added})
+                    slow = {name for name in added if not name.startswith("endpoint.")}  # routers load no model
+                    fake.pending.update({name: fake.deploying_polls for name in slow})
                     fake.imperative &= set(fake.apps)
                     fake.serve_running = True
                     if "http_options" in config:
@@ -448,17 +454,124 @@ def test_fake_a_dashboard_address_that_is_not_http_is_refused_naming_the_variabl
         RayServeTarget.from_environment({"RAY_ADDRESS": "ray://head:10001", "MLOPS_HOME": str(mlops_home)})
 
 
+def test_an_application_being_deleted_is_left_out_of_the_merge_not_taken_for_one_deployed_from_code():
+    from pipeline_utils.backends.ray.config import merged
+    from pipeline_utils.errors import Conflict
+
+    details = {"applications": {
+        "endpoint.gone": {"status": "DELETING", "deployed_app_config": None},
+        "other-team": {"status": "RUNNING", "deployed_app_config": OTHER_APP},
+    }}
+    assert merged(details, [])["applications"] == [OTHER_APP]
+    details["applications"]["endpoint.gone"]["status"] = "RUNNING"
+    with pytest.raises(Conflict, match="endpoint.gone"):
+        merged(details, [])
+
+
+def router_apps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {app["name"]: app for app in config["applications"] if app["name"].startswith("endpoint.")}
+
+
+def test_fake_endpoint_router_is_applied_with_its_split_and_the_other_applications_are_kept(
+    fake, mlops_home, iris_folder
+):
+    target = target_for(fake, mlops_home)
+    target.create("blue", iris_folder)
+    target.create("green", iris_folder)
+    created = target.create_endpoint("scoring", ["blue"])
+    assert created["traffic"] == {"blue": 0} and created["status"] == {"blue": "ready"}
+    assert created["url"] == f"{fake.url}/endpoints/scoring"
+    view = target.set_traffic("scoring", {"blue": 90, "green": 10})
+    assert view["deployments"] == ["blue", "green"] and view["traffic"] == {"blue": 90, "green": 10}
+    config = fake.last_config()
+    assert [app["name"] for app in config["applications"]] == ["blue", "endpoint.scoring", "green", "other-team"]
+    assert config["applications"][-1] == OTHER_APP
+    router = router_apps(config)["endpoint.scoring"]
+    assert router["route_prefix"] == "/endpoints/scoring"
+    assert router["import_path"] == "pipeline_utils.backends.ray.router:build"
+    assert router["runtime_env"]["py_modules"][0].startswith("gcs://_ray_pkg_")
+    assert router["deployments"] == [{
+        "name": "Router", "num_replicas": 1, "max_ongoing_requests": 256, "ray_actor_options": {"num_cpus": 0},
+        "user_config": {"name": "scoring", "deployments": ["blue", "green"], "traffic": {"blue": 90, "green": 10},
+                        "mirror": {}},
+    }]
+    methods = [(r["method"], r["path"].split("_ray_pkg_")[0]) for r in fake.requests()]
+    last_put = len(methods) - 1 - methods[::-1].index(("PUT", "/api/serve/applications/"))
+    assert ("GET", "/api/serve/applications/") in methods[last_put - 3:last_put]
+    assert [row["name"] for row in target.list()] == ["blue", "green"]
+
+    restarted = target_for(fake, mlops_home)
+    assert restarted.get_endpoint("scoring")["traffic"] == {"blue": 90, "green": 10}
+    assert [e["name"] for e in restarted.list_endpoints()] == ["scoring"]
+    restarted.set_traffic("scoring", {"blue": 100}, {"green": 10})
+    user_config = router_apps(fake.last_config())["endpoint.scoring"]["deployments"][0]["user_config"]
+    assert user_config["traffic"] == {"blue": 100, "green": 0} and user_config["mirror"] == {"green": 10}
+    restarted.delete_endpoint("scoring")
+    assert [app["name"] for app in fake.last_config()["applications"]] == ["blue", "green", "other-team"]
+    from pipeline_utils.errors import NotFound
+
+    with pytest.raises(NotFound, match="^endpoint: "):
+        restarted.get_endpoint("scoring")
+
+
+@pytest.mark.parametrize("fake", [{"deploying_polls": 1000}], indirect=True)
+def test_fake_a_split_that_breaks_a_rule_is_refused_before_anything_is_applied(fake, mlops_home, iris_folder):
+    from pipeline_utils.errors import BadInput, Conflict, NotFound
+
+    target = target_for(fake, mlops_home)
+    target.create("blue", iris_folder)
+    target.create_endpoint("scoring", ["blue"])
+    puts = len(fake.puts())
+    with pytest.raises(BadInput, match="^traffic: weights must sum to exactly 100"):
+        target.set_traffic("scoring", {"blue": 90})
+    with pytest.raises(NotFound, match="^traffic.nope: "):
+        target.set_traffic("scoring", {"nope": 100})
+    with pytest.raises(Conflict, match="^traffic.blue: deployment 'blue' is starting"):
+        target.set_traffic("scoring", {"blue": 100})
+    with pytest.raises(NotFound, match="^deployments: "):
+        target.create_endpoint("other", ["nope"])
+    with pytest.raises(BadInput, match="^name: "):
+        target.create_endpoint("Not_A_Name")
+    assert len(fake.puts()) == puts
+    assert target.get_endpoint("scoring")["traffic"] == {"blue": 0}
+
+
+def test_fake_a_deployment_taking_traffic_is_neither_detached_nor_deleted(fake, mlops_home, iris_folder):
+    from pipeline_utils.errors import Conflict, NotFound
+
+    target = target_for(fake, mlops_home)
+    target.create("blue", iris_folder)
+    target.create("green", iris_folder)
+    target.create_endpoint("scoring", ["blue", "green"])
+    target.set_traffic("scoring", {"blue": 100})
+    with pytest.raises(Conflict, match="^deployment: 'blue' takes traffic"):
+        target.detach("scoring", "blue")
+    with pytest.raises(Conflict, match="^name: endpoint scoring sends 'blue' traffic"):
+        target.delete("blue")
+    assert "blue" in router_apps(fake.last_config())["endpoint.scoring"]["deployments"][0]["user_config"]["traffic"]
+    target.delete("green")
+    assert target.get_endpoint("scoring")["deployments"] == ["blue"]
+    assert router_apps(fake.last_config())["endpoint.scoring"]["deployments"][0]["user_config"]["deployments"] == [
+        "blue"]
+    assert target.attach("scoring", "blue")["deployments"] == ["blue"]
+    with pytest.raises(NotFound, match="^deployment: "):
+        target.attach("scoring", "green")
+    with pytest.raises(NotFound, match="^deployment: 'green' is not a deployment of endpoint"):
+        target.detach("scoring", "green")
+
+
 # -- 2. the Serve application in Ray's in-process testing mode -------------------------------------------------
 
-def serve_request(method: str, path: str, body: bytes = b"") -> Any:
+def serve_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
     """A real Starlette request, as Serve's proxy hands one to the ingress."""
     from starlette.requests import Request
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b"", "root_path": "",
-             "scheme": "http", "server": ("127.0.0.1", 8000)}
+    raw_headers = [(key.lower().encode(), value.encode()) for key, value in (headers or {}).items()]
+    scope = {"type": "http", "method": method, "path": path, "headers": raw_headers, "query_string": b"",
+             "root_path": "", "scheme": "http", "server": ("127.0.0.1", 8000)}
     return Request(scope, receive)
 
 
@@ -537,6 +650,84 @@ def test_local_mode_the_sklearn_estimator_answers_as_in_the_local_runtime(serve_
     assert call("POST", "", bad)[0] == 400
 
 
+NAMED_SCRIPT = """
+import os
+
+def init():
+    pass
+
+def run(raw_data):
+    with open(os.path.join(os.path.dirname(__file__), "calls.log"), "a") as log:
+        log.write("call\\n")
+    return {"model": os.path.basename(os.path.dirname(__file__))}
+"""
+
+
+@pytest.fixture
+def local_endpoint(tmp_path: Path):
+    """An endpoint router over two scoring-script kernels (blue, green) in Serve's in-process testing mode; the
+    split is handed to the running router as a user_config change would be (``reconfigure``)."""
+    serve = pytest.importorskip("ray.serve", reason="the ray extra (requirements-ray.txt) is not installed")
+    from pipeline_utils.backends.ray.app import KernelReplica
+    from pipeline_utils.backends.ray.router import ROUTER, EndpointRouter
+
+    kernels = {}
+    for name in ("blue", "green"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "score.py").write_text(NAMED_SCRIPT)
+        kernels[name] = serve.deployment(KernelReplica, name=f"Kernel-{name}").bind(
+            kernel_args(name, "scoring", folder, "score.py"))
+    handle = serve.run(serve.deployment(EndpointRouter, name=ROUTER).bind(kernels), name="endpoint.scoring",
+                       route_prefix="/endpoints/scoring", _local_testing_mode=True)
+
+    def set_split(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> None:
+        split = {"name": "scoring", "deployments": ["blue", "green"], "traffic": traffic, "mirror": mirror or {}}
+        handle.reconfigure.remote(split).result(timeout_s=30)
+
+    def call(headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        answer = handle.remote(serve_request("POST", "/endpoints/scoring", b"{}", headers)).result(timeout_s=60)
+        return answer.status_code, dict(answer.headers), json.loads(answer.body)
+
+    return set_split, call, tmp_path
+
+
+def test_local_mode_the_router_lands_300_requests_at_90_10_exactly_and_names_the_deployment(local_endpoint):
+    set_split, call, _ = local_endpoint
+    set_split({"blue": 90, "green": 10})
+    served = []
+    for _ in range(300):
+        status, headers, answer = call()
+        assert status == 200 and headers["x-mlops-deployment"] == headers["azureml-model-deployment"]
+        assert answer == {"model": headers["x-mlops-deployment"]}
+        served.append(answer["model"])
+    assert (served.count("blue"), served.count("green")) == (270, 30)
+    assert "green" in served[:10]
+    set_split({"blue": 0, "green": 100})
+    assert {call()[2]["model"] for _ in range(5)} == {"green"}
+
+
+def test_local_mode_a_pin_reaches_a_deployment_at_0_percent_and_a_mirror_gets_its_share(local_endpoint):
+    set_split, call, folder = local_endpoint
+    set_split({"blue": 100, "green": 0}, {"green": 10})
+    status, headers, answer = call({"azureml-model-deployment": "green"})
+    assert (status, headers["x-mlops-deployment"], answer) == (200, "green", {"model": "green"})
+    assert call({"x-mlops-deployment": "green"})[2] == {"model": "green"}
+    status, headers, answer = call({"x-mlops-deployment": "red"})
+    assert status == 404 and "x-mlops-deployment: 'red' is not a deployment" in answer["error"]
+    assert "x-mlops-deployment" not in headers
+    green_calls = len((folder / "green" / "calls.log").read_text().splitlines())
+    assert {call()[2]["model"] for _ in range(100)} == {"blue"}
+    deadline = time.monotonic() + 30
+    while len((folder / "green" / "calls.log").read_text().splitlines()) < green_calls + 10:
+        assert time.monotonic() < deadline, "the mirror did not get its 10 %"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert len((folder / "green" / "calls.log").read_text().splitlines()) == green_calls + 10
+    set_split({"blue": 100})
+    assert call({"x-mlops-deployment": "green"})[2] == {"model": "green"}
+
+
 SLOW_SCRIPT = """
 import time
 
@@ -596,59 +787,14 @@ def test_a_replica_whose_task_overran_its_timeout_is_unhealthy_until_the_task_re
 
 @pytest.fixture
 def ray_cluster(tmp_path: Path):
-    """A single-node cluster with its dashboard, on loopback ports of its own, in its own session and temp dir:
-    ``ray start --block`` in a new process group, ended by that group's id (``ray stop`` would end every cluster
-    on the machine). Yields the environment the target reads, with a HOME of its own (the token file goes there)."""
-    import shutil
-    import signal
-    import tempfile
-
+    """A single-node cluster with its dashboard, on loopback ports of its own, in its own session and temp dir,
+    ended by its process group's id (localcluster.py). Yields the environment the target reads, with a HOME of its
+    own (the token file goes there)."""
     pytest.importorskip("ray.serve", reason="the ray extra (requirements-ray.txt) is not installed")
-    from tests.conftest import free_port
+    from pipeline_utils.backends.ray.localcluster import single_node_cluster
 
-    home = tmp_path / "home"
-    home.mkdir()
-    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    ports = {name: free_port() for name in ("port", "dashboard-port", "node-manager-port", "object-manager-port",
-                                             "ray-client-server-port", "dashboard-agent-listen-port",
-                                             "dashboard-agent-grpc-port", "runtime-env-agent-port",
-                                             "metrics-export-port")}
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus", "2",
-               "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
-               "--temp-dir", str(temp_dir), "--disable-usage-stats",
-               *[arg for name, port in ports.items() for arg in (f"--{name}", str(port))]]
-    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
-    started = time.perf_counter()
-    with (tmp_path / "ray-start.log").open("w") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    environ = {"HOME": str(home), "MLOPS_HOME": str(tmp_path / "mlops-home"),
-               "MLOPS_RAY_DASHBOARD_URL": f"http://127.0.0.1:{ports['dashboard-port']}",
-               "MLOPS_RAY_SERVE_URL": f"http://127.0.0.1:{free_port()}"}
-    try:
-        from pipeline_utils.backends.ray.target import RayServeTarget
-        from pipeline_utils.errors import Unavailable
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                RayServeTarget.from_environment(environ).rest.serve_details()
-                break
-            except Unavailable:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((tmp_path / "ray-start.log").read_text()[-2000:]) from None
-                time.sleep(0.5)
-        environ["startup_s"] = f"{time.perf_counter() - started:.1f}"
+    with single_node_cluster(tmp_path) as environ:
         yield environ
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -684,6 +830,16 @@ def test_real_cluster_serves_the_iris_kernel_and_the_estimator_with_custom_args(
     rows = {row["name"]: row for row in target.list()}
     assert rows["iris"]["status"] == rows["sklearn-classifier"]["status"] == "ready"
     assert any("loaded model iris-logistic" in line for line in target.logs("iris"))
+
+    target.create_endpoint("scoring", ["iris", "sklearn-classifier"])
+    target.set_traffic("scoring", {"iris": 100})
+    iris_row = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    status, served, answer = target.predict_endpoint("scoring", iris_row)
+    assert (status, served, answer["predictions"][0]["label"]) == (200, "iris", "setosa")
+    sklearn_sample = json.loads((sklearn_folder / "sample_request.json").read_text())
+    status, served, answer = target.predict_endpoint("scoring", sklearn_sample, deployment="sklearn-classifier")
+    assert (status, served, len(answer["predictions"])) == (200, "sklearn-classifier", 2)
+    target.delete_endpoint("scoring")
 
     started = time.perf_counter()
     for _ in range(50):

@@ -170,6 +170,10 @@ class KernelReplica:
             status, answer = 405, error(f"send tasks to deployment {self.name} with POST")
         return Response(answer, status_code=status, media_type="application/json")
 
+    async def task(self, body: bytes) -> tuple[int, bytes]:
+        """One task from an endpoint's router (through a Serve handle): (status, JSON body), as over HTTP."""
+        return await self._invoke(body)
+
     async def _ready(self) -> tuple[int, bytes]:
         if await self._ensure_kernel():
             return 200, json.dumps({"name": self.name, "status": "ready"}).encode()

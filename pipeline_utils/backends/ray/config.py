@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pipeline_utils.config.schema import ResourceConfigs, checked
@@ -16,6 +17,11 @@ from pipeline_utils.errors import BadInput, Conflict
 APP_IMPORT_PATH = "pipeline_utils.backends.ray.app:build"
 INGRESS = "Kernel"
 ROUTE_PREFIX = "/dlim/v1/inference/"
+ROUTER_IMPORT_PATH = "pipeline_utils.backends.ray.router:build"
+ROUTER = "Router"
+ENDPOINT_ROUTE_PREFIX = "/endpoints/"
+ENDPOINT_APP_PREFIX = "endpoint."
+ROUTER_MAX_ONGOING_REQUESTS = 256
 MB = 1024 * 1024
 UPSCALE_DELAY_S = 2.0
 POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout")
@@ -131,6 +137,34 @@ def application(
     }
 
 
+def endpoint_app_name(endpoint: str) -> str:
+    """The Serve application of an endpoint's router: a dot no deployment name has, so the two never collide."""
+    return f"{ENDPOINT_APP_PREFIX}{endpoint}"
+
+
+def router_application(endpoint: dict[str, Any], py_modules: list[str]) -> dict[str, Any]:
+    """The Serve application of an endpoint (``endpoint`` as :meth:`Endpoint.record` gives it): one router
+    replica on ``/endpoints/<name>``, its split as ``user_config`` (a new split reconfigures it in place)."""
+    return {
+        "name": endpoint_app_name(endpoint["name"]),
+        "route_prefix": f"{ENDPOINT_ROUTE_PREFIX}{endpoint['name']}",
+        "import_path": ROUTER_IMPORT_PATH,
+        "runtime_env": {"py_modules": list(py_modules)},
+        "deployments": [{
+            "name": ROUTER,
+            "num_replicas": 1,
+            "max_ongoing_requests": ROUTER_MAX_ONGOING_REQUESTS,
+            "ray_actor_options": {"num_cpus": 0},
+            "user_config": {
+                "name": endpoint["name"],
+                "deployments": list(endpoint["deployments"]),
+                "traffic": dict(sorted(endpoint["traffic"].items())),
+                "mirror": dict(sorted(endpoint["mirror"].items())),
+            },
+        }],
+    }
+
+
 def with_policy(app: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
     """``app`` with its deployment options and timeout set from ``profile``."""
     updated = copy.deepcopy(app)
@@ -140,9 +174,12 @@ def with_policy(app: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
 
 
 def _submitted(details: dict[str, Any]) -> list[dict[str, Any]]:
-    """The config each application of the cluster was submitted with; one deployed from code cannot be kept."""
+    """The config each application of the cluster was submitted with; one deployed from code cannot be kept, one
+    being deleted (it shows no config any more) is left out."""
     apps = []
     for app_name, app in sorted(details.get("applications", {}).items()):
+        if app.get("status") == "DELETING":
+            continue
         config = app.get("deployed_app_config")
         if not config:
             raise Conflict(
@@ -155,26 +192,22 @@ def _submitted(details: dict[str, Any]) -> list[dict[str, Any]]:
 
 def merged(
     details: dict[str, Any],
-    app: dict[str, Any] | None,
+    apps: Sequence[dict[str, Any]],
     *,
-    drop: str | None = None,
+    drop: Collection[str] = (),
     http_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The PUT body for the cluster of ``details`` (a GET) with ``app`` added or replaced and ``drop`` removed.
+    """The PUT body for the cluster of ``details`` (a GET) with ``apps`` added or replaced and ``drop`` removed.
 
     Every other application is kept as it was submitted, and so are the instance's proxy, HTTP and gRPC options;
     ``http_options`` (where the proxy listens) apply only when Serve is not running yet.
     """
-    apps = [
-        config for config in _submitted(details)
-        if config.get("name") not in {drop, app["name"] if app else None}
-    ]
-    if app is not None:
-        apps.append(app)
+    replaced = set(drop) | {app["name"] for app in apps}
+    kept = [config for config in _submitted(details) if config.get("name") not in replaced]
     body: dict[str, Any] = {
         key: details[key] for key in KEPT_INSTANCE_OPTIONS if details.get(key) is not None
     }
     if "http_options" not in body and http_options:
         body["http_options"] = dict(http_options)
-    body["applications"] = sorted(apps, key=lambda config: str(config.get("name")))
+    body["applications"] = sorted([*kept, *apps], key=lambda config: str(config.get("name")))
     return body

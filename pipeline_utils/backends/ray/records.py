@@ -1,5 +1,6 @@
 """What the ray target keeps of each deployment it created, so that a stopped one (removed from the cluster's
-config) can be applied again: its Serve application config and profile. Plain values only, never custom args."""
+config) can be applied again (its Serve application config and profile), and of each endpoint (its attached
+deployments and split). Plain values only, never custom args."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from pipeline_utils.fsutil import atomic_write_text
 
 
 class Records:
-    """One JSON file per deployment under ``folder`` (``$MLOPS_HOME/deployments/ray``)."""
+    """One JSON file per deployment under ``folder`` (``$MLOPS_HOME/deployments/ray``), or per endpoint; ``kind``
+    and ``field`` name them in a NotFound."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, kind: str = "ray deployment", field: str = "--name") -> None:
         self.folder = Path(folder)
+        self.kind = kind
+        self.field = field
 
     def path(self, name: str) -> Path:
         """The record file of deployment ``name``."""
@@ -30,7 +34,7 @@ class Records:
         try:
             return json.loads(self.path(name).read_text())
         except FileNotFoundError:
-            raise NotFound(f"no ray deployment named {name!r}", field="--name") from None
+            raise NotFound(f"no {self.kind} named {name!r}", field=self.field) from None
 
     def write(self, record: dict[str, Any]) -> None:
         """Store a record (sorted keys: a re-write of the same state gives the same file)."""

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from pipeline_utils.backends.ray import config as serve_config
+from pipeline_utils.backends.ray.endpoints import EndpointMethods
 from pipeline_utils.backends.ray.package import folder_package, package_name, project_package
 from pipeline_utils.backends.ray.records import Records
 from pipeline_utils.backends.ray.rest import RayRestClient, auth_token, dashboard_url
@@ -50,7 +51,7 @@ def _error_text(response: httpx.Response) -> str:
         return " ".join(response.text.split())[:200]
 
 
-class RayServeTarget(DeploymentTarget):
+class RayServeTarget(EndpointMethods, DeploymentTarget):
     """Deployments as Ray Serve applications of the cluster whose dashboard is ``rest`` and proxy ``serve_url``."""
 
     name = "ray"
@@ -99,10 +100,12 @@ class RayServeTarget(DeploymentTarget):
 
     def _apply(self, app: dict[str, Any] | None, drop: str | None = None) -> None:
         """GET the cluster's config, put ``app`` in it (or drop ``drop``), PUT it back whole."""
+        self._apply_all([app] if app else [], [drop] if drop else [])
+
+    def _apply_all(self, apps: list[dict[str, Any]], drop: list[str]) -> None:
+        """One GET-merge-PUT adding or replacing ``apps`` and removing the applications named in ``drop``."""
         details = self.rest.serve_details()
-        self.rest.put_applications(
-            serve_config.merged(details, app, drop=drop, http_options=self._http_options())
-        )
+        self.rest.put_applications(serve_config.merged(details, apps, drop=drop, http_options=self._http_options()))
 
     def _checked_name(self, name: str) -> str:
         if not is_deployment_name(name):
@@ -243,8 +246,11 @@ class RayServeTarget(DeploymentTarget):
         return self.get(name)
 
     def delete(self, name: str) -> None:
-        """Remove the application from the cluster and forget it."""
+        """Remove the application from the cluster and forget it (Conflict while an endpoint sends it traffic;
+        detached from the endpoints that only attach it)."""
         record = self.records.read(name) if self.records.exists(name) else None
+        if record is not None or name in self._applications():
+            self.release(name)
         if name in self._applications():
             self._remove(name, record)
         elif record is None:
