@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,15 +17,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from pipeline_utils.netutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 IHC_DRAFT = ROOT / "examples" / "ihc" / "deployment_metadata.draft.yml"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fresh_env(home: Path) -> dict:

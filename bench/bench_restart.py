@@ -20,17 +20,13 @@ from pathlib import Path
 
 import httpx
 
+from pipeline_utils.netutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = ROOT / "tests" / "runtime" / "kernels" / "echo"
 REPEATS = 3
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def estimator_folder(work: Path) -> Path:

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from pipeline_utils.netutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ROW = [round(0.05 * i, 3) for i in range(20)]
@@ -49,10 +50,6 @@ wrk.body = io.open("{body}", "rb"):read("*a")
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_wrk() -> str | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_utils.netutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,13 +37,6 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

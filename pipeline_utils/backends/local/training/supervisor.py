@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline_utils.backends.local.training import jobstore, procs
 from pipeline_utils.backends.local.training.logpump import start_pump
 from pipeline_utils.masking import mask
+from pipeline_utils.netutil import free_port
 from pipeline_utils.store import connect
 
 POLL_SECONDS = 0.05
@@ -69,7 +70,7 @@ def launch(
     """Start the workers in one new process group whose leader is rank 0, each with a pump masking its output
     into its log file."""
     submission = Path(row["job_dir"]) / "submission"
-    port = procs.free_port() if spec["framework"] == "distPyTorch" else None
+    port = free_port() if spec["framework"] == "distPyTorch" else None
     row["master_port"] = port
     workers: list[subprocess.Popen] = []
     pumps: list[threading.Thread] = []
