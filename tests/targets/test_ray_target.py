@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -360,10 +361,11 @@ def test_fake_policy_maps_to_autoscaling_and_actor_options_with_fractional_cpus(
     app = fake.last_config()["applications"][0]
     assert app["deployments"] == [{
         "name": "Kernel",
-        "max_ongoing_requests": 1,
+        "max_ongoing_requests": 16,
         "autoscaling_config": {"min_replicas": 0, "max_replicas": 3, "target_ongoing_requests": 1,
                                "upscale_delay_s": 2.0, "downscale_delay_s": 30.0},
         "ray_actor_options": {"num_cpus": 0.5, "memory": 512 * 1024 * 1024, "num_gpus": 1},
+        "health_check_period_s": 2.0,
         "graceful_shutdown_timeout_s": 12.0,
     }]
     assert app["args"]["task_execution_timeout"] == 7.0
@@ -759,28 +761,98 @@ def test_local_mode_custom_args_wait_for_the_hand_over_and_a_slow_task_gets_504(
     assert call("DELETE", "/-/custom-args")[0] == 200
 
 
+LOGGED_SCRIPT = """
+import os
+import time
+
+def init():
+    pass
+
+def run(raw_data):
+    log = os.path.join(os.path.dirname(__file__), "calls.log")
+    with open(log, "a") as out:
+        out.write(f"start {raw_data}\\n")
+    time.sleep(float(raw_data or 0) % 10)
+    with open(log, "a") as out:
+        out.write(f"end {raw_data}\\n")
+    return {"slept": raw_data}
+"""
+
+
+def logged_replica(tmp_path: Path, timeout: float) -> tuple[Any, Path]:
+    """A replica of a scoring script that logs each task's start and end (``calls.log``) and sleeps the body's
+    seconds (modulo 10, so that bodies can differ and still sleep the same)."""
+    from pipeline_utils.backends.ray.app import KernelReplica
+
+    folder = tmp_path / "logged"
+    folder.mkdir()
+    (folder / "score.py").write_text(LOGGED_SCRIPT)
+    return KernelReplica(kernel_args("logged", "scoring", folder, "score.py", task_execution_timeout=timeout)), folder
+
+
+def one_at_a_time(log: Path) -> list[str]:
+    """The bodies of the tasks in ``log``, checking that each ended before the next started on the kernel."""
+    lines = log.read_text().splitlines()
+    starts, ends = lines[0::2], lines[1::2]
+    assert [line.split()[0] for line in starts] == ["start"] * len(starts), lines
+    assert [line.replace("end", "start", 1) for line in ends] == starts, lines
+    return [line.split()[1] for line in starts]
+
+
+def test_local_mode_8_concurrent_requests_queue_in_the_replica_and_all_are_answered_one_task_at_a_time(
+    serve_local, tmp_path
+):
+    folder = tmp_path / "queued"
+    folder.mkdir()
+    (folder / "score.py").write_text(LOGGED_SCRIPT)
+    call = serve_local(kernel_args("queued", "scoring", folder, "score.py"))
+    bodies = [json.dumps(10 + index / 20) for index in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: call("POST", "", json.loads(body)), bodies))
+    assert answers == [(200, {"slept": body}) for body in bodies]
+    assert sorted(one_at_a_time(folder / "calls.log")) == sorted(bodies)
+
+
 def test_a_replica_whose_task_overran_its_timeout_is_unhealthy_until_the_task_returns(tmp_path):
     import asyncio
 
-    from pipeline_utils.backends.ray.app import KernelReplica
-
-    folder = tmp_path / "slow"
-    folder.mkdir()
-    (folder / "score.py").write_text(SLOW_SCRIPT.replace("GREETING", "'plain'"))
-    replica = KernelReplica(kernel_args("slow", "scoring", folder, "score.py", task_execution_timeout=0.3))
+    replica, folder = logged_replica(tmp_path, timeout=0.3)
 
     async def scenario() -> None:
-        assert (await replica._invoke(b"1.5"))[0] == 504
+        slow = asyncio.create_task(replica._invoke(b"1.5"))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(replica._invoke(b"0")) for _ in range(3)]
+        assert (await slow)[0] == 504
+        for answer in await asyncio.gather(*queued):
+            assert answer[0] == 503 and b"stuck in a timed-out task" in answer[1]
         with pytest.raises(RuntimeError, match="task_execution_timeout"):
             replica.check_health()
         assert (await replica._invoke(b"0"))[0] == 503
-        while not replica.running.done():
+        while not replica.overran.done():
             await asyncio.sleep(0.05)
         replica.check_health()
         status, body = await replica._invoke(b"0")
-        assert status == 200 and json.loads(body) == {"slept": 0.0, "greeting": "plain"}
+        assert status == 200 and json.loads(body) == {"slept": "0"}
 
     asyncio.run(scenario())
+    assert one_at_a_time(folder / "calls.log") == ["1.5", "0"]
+
+
+def test_a_task_whose_caller_went_away_keeps_the_kernel_until_it_ends_and_the_next_one_waits(tmp_path):
+    import asyncio
+
+    replica, folder = logged_replica(tmp_path, timeout=30)
+
+    async def scenario() -> None:
+        abandoned = asyncio.create_task(replica._invoke(b"0.5"))
+        await asyncio.sleep(0.2)
+        abandoned.cancel()
+        status, body = await replica._invoke(b"0")
+        assert status == 200 and json.loads(body) == {"slept": "0"}
+        replica.check_health()
+
+    asyncio.run(scenario())
+    assert one_at_a_time(folder / "calls.log") == ["0.5", "0"]
 
 
 # -- 3. end to end on a real single-node cluster ----------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 Each replica runs the local runtime's flavour code (EDI kernels through the ``redhareapi`` shim, estimators,
 scoring scripts) in the package Ray unpacked as its ``working_dir``: ``on_kernel_start`` (or ``init()``, or the
-model load) runs in ``__init__``, so Serve counts the replica RUNNING only once its kernel is up. Requests run one
-at a time on one kernel thread, each timed by the replica itself: past ``task_execution_timeout`` the caller gets a
-504 and the replica reports itself unhealthy until the task returns, so Serve replaces a stuck kernel.
+model load) runs in ``__init__``, so Serve counts the replica RUNNING only once its kernel is up. A replica takes up
+to ``max_ongoing_requests`` requests and queues them itself, in arrival order, in front of its one kernel thread,
+which runs one task at a time. Each task is timed from when it starts on the kernel (as the local runtime does):
+past ``task_execution_timeout`` the caller gets a 504, the requests queued behind it a 503, and the replica reports
+itself unhealthy until the task returns, so Serve replaces a stuck kernel.
 
 Custom args (secrets) are not in the application's config. A deployment that needs them starts its replicas
 without a kernel; the deploy target PUTs the values to ``<route>/-/custom-args`` and the replica that receives them
@@ -20,6 +22,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -119,7 +122,10 @@ class KernelReplica:
         self.store = CustomArgsStore(str(args.get("custom_args_holder") or f"mlops-custom-args-{self.name}"))
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
         self.handler: Any = None
+        self.turn = asyncio.Lock()
         self.running: concurrent.futures.Future | None = None
+        self.running_since = 0.0
+        self.overran: concurrent.futures.Future | None = None
         self.next_id = 0
         if not self.custom_arg_names:
             self._start_kernel({})
@@ -151,7 +157,7 @@ class KernelReplica:
 
     def check_health(self) -> None:
         """Serve's health check: a task running past its timeout makes the replica unhealthy (Serve replaces it)."""
-        if self.running is not None and not self.running.done():
+        if self.overran is not None and not self.overran.done():
             raise RuntimeError(f"a task has run past task_execution_timeout ({self.timeout} s)")
 
     async def __call__(self, request: Any) -> Any:
@@ -197,20 +203,42 @@ class KernelReplica:
         return 200, json.dumps({"name": self.name, "custom_args": sorted(values)}).encode()
 
     async def _invoke(self, body: bytes) -> tuple[int, bytes]:
-        """Run one task on the kernel thread, timed: past ``task_execution_timeout`` it answers 504."""
+        """Queue one task for the kernel (in arrival order) and run it there, timed from when it starts: past
+        ``task_execution_timeout`` it answers 504, and the tasks queued behind it 503."""
         if not await self._ensure_kernel():
             return 503, error(f"deployment {self.name} is waiting for its custom args: start it with them")
-        if self.running is not None and not self.running.done():
-            return 503, error(f"deployment {self.name}: this replica's kernel is stuck in a timed-out task")
-        self.next_id += 1
-        self.running = self.executor.submit(handlers.answer_one, self.handler, body, self.next_id)
+        async with self.turn:
+            if not await self._kernel_free():
+                return 503, error(f"deployment {self.name}: this replica's kernel is stuck in a timed-out task")
+            self.next_id += 1
+            self.running = self.executor.submit(handlers.answer_one, self.handler, body, self.next_id)
+            self.running_since = time.monotonic()
+            try:
+                return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self.running)), self.timeout)
+            except asyncio.TimeoutError:
+                self.overran = self.running
+                return 504, error(f"task exceeded task_execution_timeout ({self.timeout:g} s); the replica is replaced")
+            except Exception as exc:  # noqa: BLE001 - a request never takes the replica down
+                traceback.print_exc()
+                return 500, error(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
+
+    async def _kernel_free(self) -> bool:
+        """Whether the kernel can take a task: a task whose caller went away (Serve cancelled the request) still
+        runs to its end within its own timeout; past it, or after a timed-out task, the kernel is stuck."""
+        running = self.running
+        if running is None or running.done():
+            return True
+        if running is self.overran:
+            return False
+        left = self.timeout - (time.monotonic() - self.running_since)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(self.running), self.timeout)
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), max(left, 0.0))
         except asyncio.TimeoutError:
-            return 504, error(f"task exceeded task_execution_timeout ({self.timeout:g} s); the replica is replaced")
-        except Exception as exc:  # noqa: BLE001 - a request never takes the replica down
-            traceback.print_exc()
-            return 500, error(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
+            self.overran = running
+            return False
+        except Exception:  # noqa: BLE001 - the answer of a task nobody waits for any more
+            return True
+        return True
 
     def __del__(self) -> None:
         handler, self.handler = self.handler, None

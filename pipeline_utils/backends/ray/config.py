@@ -22,8 +22,10 @@ ROUTER = "Router"
 ENDPOINT_ROUTE_PREFIX = "/endpoints/"
 ENDPOINT_APP_PREFIX = "endpoint."
 ROUTER_MAX_ONGOING_REQUESTS = 256
+KERNEL_MAX_ONGOING_REQUESTS = 16
 MB = 1024 * 1024
 UPSCALE_DELAY_S = 2.0
+HEALTH_CHECK_PERIOD_S = 2.0
 POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout")
 RESOURCE_KEYS = ("n_cpus", "memory_allocation", "enable_gpus")
 KEPT_INSTANCE_OPTIONS = ("proxy_location", "http_options", "grpc_options", "target_capacity")
@@ -82,13 +84,16 @@ def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:
     """The kernel policy and resources as Serve deployment options (one replica = one kernel).
 
     kernel_min/kernel_max bound the replicas (0 scales to zero), kernel_delay_release_time is the downscale delay,
-    queueing drives upscaling (one ongoing request per replica, a short upscale delay), n_cpus, memory_allocation
-    (MB, as bytes) and enable_gpus are reserved per replica. A replica takes one request at a time, as a kernel
-    takes one task; the graceful shutdown waits out a task in flight.
+    queueing drives upscaling (a target of one ongoing request per replica, a short upscale delay), n_cpus,
+    memory_allocation (MB, as bytes) and enable_gpus are reserved per replica. A replica takes up to
+    KERNEL_MAX_ONGOING_REQUESTS requests and queues them itself in front of its kernel, which runs one task at a
+    time: Serve's proxy then hands requests over at once instead of retrying full replicas with backoff. Health
+    is checked every HEALTH_CHECK_PERIOD_S, so a replica stuck in a timed-out task is replaced within seconds (Serve
+    acts after 3 failed checks). The graceful shutdown waits out a task in flight.
     """
     return {
         "name": INGRESS,
-        "max_ongoing_requests": 1,
+        "max_ongoing_requests": KERNEL_MAX_ONGOING_REQUESTS,
         "autoscaling_config": {
             "min_replicas": profile["kernel_min"],
             "max_replicas": profile["kernel_max"],
@@ -101,6 +106,7 @@ def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:
             "memory": profile["memory_allocation"] * MB,
             "num_gpus": 1 if profile["enable_gpus"] else 0,
         },
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "graceful_shutdown_timeout_s": float(profile["task_execution_timeout"]) + 5.0,
     }
 
