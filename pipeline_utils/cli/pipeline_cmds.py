@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline_utils.cli.output import emit_record, note
-from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
+from pipeline_utils.config.names import check_deployment_name
 from pipeline_utils.errors import BadInput, PipelineError
 from pipeline_utils.notebooks import get_run, read_scraps, run_notebook
 from pipeline_utils.notebooks.pipeline import check_canary_steps, check_inputs, project_path
@@ -60,8 +60,8 @@ def run_command(path_yml, path_model, path_dependency, scripts_dir, main_file, e
     if path_model is not None and path_yml is None:
         raise BadInput("required with --path-model (the draft metadata of that model)", field="--path-yml")
     path_dependency = path_dependency or EXAMPLE_DEPENDENCY
-    if endpoint and not is_deployment_name(endpoint):
-        raise BadInput(f"{endpoint!r} {DEPLOYMENT_NAME_RULE}", field="--endpoint")
+    if endpoint:
+        check_deployment_name(endpoint, "--endpoint")
     steps = [int(p) if p.strip().isdecimal() else p for p in canary_steps.split(",")]
     steps = check_canary_steps(steps, "--canary-steps")
     check_inputs(train=path_model is None, scripts_dir=scripts_dir, main_file=main_file, path_model=path_model,

@@ -18,6 +18,13 @@ def is_deployment_name(value: Any) -> bool:
     return isinstance(value, str) and DEPLOYMENT_NAME.match(value) is not None
 
 
+def check_deployment_name(value: Any, field: str) -> str:
+    """``value`` if it is a valid deployment (or endpoint) name, else a BadInput naming ``field``."""
+    if not is_deployment_name(value):
+        raise BadInput(f"{value!r} {DEPLOYMENT_NAME_RULE}", field=field)
+    return value
+
+
 def kernel_values(values: Any, field: str) -> dict[str, str]:
     """Kernel settings or custom args, checked: a mapping of Python identifiers to text (None: none)."""
     if values is None:

@@ -20,9 +20,8 @@ from typing import Any
 
 from pipeline_utils.backends import get_deploy_target, get_space
 from pipeline_utils.config.names import (
-    DEPLOYMENT_NAME_RULE,
+    check_deployment_name,
     disjoint_kernel_values,
-    is_deployment_name,
     kernel_values,
 )
 from pipeline_utils.config.settings import mlops_home
@@ -75,8 +74,7 @@ def read_entry(model_asset_id: str, deployment_name: str | None, *, update: bool
     name = deployment_name or own
     if not name:
         raise BadInput(f"entry {model_asset_id} has no deployment_name; give one with --name", field="--name")
-    if not is_deployment_name(name):
-        raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="--name")
+    check_deployment_name(name, "--name")
     named = {**entry, "wmla_deployment": {**wmla, "deployment_name": name}}
     target = get_deploy_target()
     if update:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, is_deployment_name
+from pipeline_utils.config.names import check_deployment_name
 from pipeline_utils.errors import BadInput, Conflict, NotFound
 
 PIN_HEADERS = ("x-mlops-deployment", "azureml-model-deployment")
@@ -33,9 +33,7 @@ MAX_MIRROR_PERCENT = 50
 
 def check_endpoint_name(name: Any) -> str:
     """An endpoint name follows the deployment name rule (it is part of a URL)."""
-    if not is_deployment_name(name):
-        raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="name")
-    return name
+    return check_deployment_name(name, "name")
 
 
 def _percent_map(value: Any, field: str, exists: Callable[[str], bool]) -> dict[str, int]:
@@ -46,8 +44,7 @@ def _percent_map(value: Any, field: str, exists: Callable[[str], bool]) -> dict[
     result: dict[str, int] = {}
     for name, weight in value.items():
         where = f"{field}.{name}"
-        if not is_deployment_name(name):
-            raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field=where)
+        check_deployment_name(name, where)
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
             raise BadInput(f"{weight!r} is not an integer percent from 0 to 100", field=where)
         if not exists(name):

@@ -23,7 +23,11 @@ from pipeline_utils.backends.ray.endpoints import EndpointMethods
 from pipeline_utils.backends.ray.package import folder_package, package_name, project_package
 from pipeline_utils.backends.ray.records import Records
 from pipeline_utils.backends.ray.rest import RayRestClient, auth_token, dashboard_url
-from pipeline_utils.config.names import DEPLOYMENT_NAME_RULE, disjoint_kernel_values, is_deployment_name, kernel_values
+from pipeline_utils.config.names import (
+    check_deployment_name,
+    disjoint_kernel_values,
+    kernel_values,
+)
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
 from pipeline_utils.deploy.flavours import detect
@@ -108,9 +112,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         self.rest.put_applications(serve_config.merged(details, apps, drop=drop, http_options=self._http_options()))
 
     def _checked_name(self, name: str) -> str:
-        if not is_deployment_name(name):
-            raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="--name")
-        return name
+        return check_deployment_name(name, "--name")
 
     def create(
         self,

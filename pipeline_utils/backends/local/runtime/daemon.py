@@ -54,9 +54,8 @@ from pipeline_utils.backends.local.runtime.settings import (
     runtime_dir,
 )
 from pipeline_utils.config.names import (
-    DEPLOYMENT_NAME_RULE,
+    check_deployment_name,
     disjoint_kernel_values,
-    is_deployment_name,
     kernel_values,
 )
 from pipeline_utils.config.settings import mlops_home
@@ -71,9 +70,7 @@ CONTAINER = in_container()
 
 def check_name(name: Any) -> str:
     """A deployment name: lowercase letters, digits and hyphens."""
-    if not is_deployment_name(name):
-        raise BadInput(f"{name!r} {DEPLOYMENT_NAME_RULE}", field="name")
-    return name
+    return check_deployment_name(name, "name")
 
 
 def foreign_request(request: Request) -> str | None:
