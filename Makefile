@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench lab clean
 
@@ -36,16 +37,17 @@ $(INTEROP)/.deps: requirements-interop.txt
 	$(INTEROP)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-interop.txt
 	touch $@
 
-# The deploy targets' heavy extras (Ray Serve, azure-ai-ml, kubernetes-validate), so that their tests run; one pip
-# call, so that pip resolves what ray and azure-ai-ml share (opentelemetry). The local default never imports them.
-EXTRAS := requirements-ray.txt requirements-azureml.txt requirements-k8s.txt
+# The heavy extras (the IBM SDKs of the cpd backend, Ray Serve, azure-ai-ml, kubernetes-validate), so that their
+# tests run; one pip call, so that pip resolves what they share (opentelemetry for ray and azure-ai-ml; pandas, which
+# ibm-watsonx-ai holds below 2.4). The local default never imports them.
+EXTRAS := requirements-cpd.txt requirements-ray.txt requirements-azureml.txt requirements-k8s.txt
 
 $(VENV)/.extras-deps: $(EXTRAS) $(VENV)/.dev-deps
 	$(PIP) $(addprefix -r ,$(EXTRAS))
 	touch $@
 
 test: lint $(INTEROP)/.deps $(VENV)/.extras-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 BASELINES := .venv-baselines
 

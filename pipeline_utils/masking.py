@@ -21,6 +21,8 @@ from pipeline_utils.errors import BadInput
 MASK = "********"
 MIN_SECRET_LENGTH = 4
 SECRET_NAMES_ENV = "MLOPS_SECRET_NAMES"
+CREDENTIAL_VARIABLES = ("CPD_API_KEY", "USER_ACCESS_TOKEN")
+"""Variables that hold credentials wherever they are set: always masked, whether or not a caller named them."""
 
 
 def secret_values(secrets: Mapping[str, str]) -> list[str]:
@@ -36,8 +38,10 @@ def secret_values(secrets: Mapping[str, str]) -> list[str]:
 
 
 def inherited_secrets(environ: Mapping[str, str]) -> dict[str, str]:
-    """The secrets a caller handed down by environment: the variables ``$MLOPS_SECRET_NAMES`` lists that are set."""
-    names = [n for n in environ.get(SECRET_NAMES_ENV, "").split(",") if n and n in environ]
+    """The secrets a caller handed down by environment: the credential variables and those ``$MLOPS_SECRET_NAMES``
+    lists, where set."""
+    listed = [n for n in environ.get(SECRET_NAMES_ENV, "").split(",") if n]
+    names = [n for n in dict.fromkeys([*CREDENTIAL_VARIABLES, *listed]) if environ.get(n)]
     return {name: environ[name] for name in names}
 
 

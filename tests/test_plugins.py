@@ -166,7 +166,7 @@ def test_version_shows_the_plugin_for_its_concern_and_local_for_the_others(plugi
         "training_runner": "local",
         "volumes": "local",
     }
-    assert record["installed"]["deploy_target"] == sorted([PLUGIN, "azureml", "k8s", "local", "ray"])
+    assert record["installed"]["deploy_target"] == sorted([PLUGIN, "azureml", "cpd", "k8s", "local", "ray"])
 
 
 def test_deploy_list_goes_through_the_plugin(plugin_path, store):
@@ -191,7 +191,7 @@ def test_an_unknown_name_is_one_line_naming_the_variable_and_what_is_installed(p
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: MLOPS_DEPLOY_TARGET: no deploy target named 'nosuch' is installed (installed: "
-        f"{', '.join(sorted([PLUGIN, 'azureml', 'k8s', 'local', 'ray']))})"
+        f"{', '.join(sorted([PLUGIN, 'azureml', 'cpd', 'k8s', 'local', 'ray']))})"
     ]
 
 

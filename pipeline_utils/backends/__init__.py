@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -55,6 +55,21 @@ class Configurable:
     def from_environment(cls, environ: Mapping[str, str]) -> Configurable:
         """Read this implementation's configuration from ``environ`` and construct it (default: no settings)."""
         return cls()
+
+    @classmethod
+    def shared_checks(cls, environ: Mapping[str, str]) -> dict[str, Callable[[], str]]:
+        """Checks every concern of this backend relies on (e.g. ``token``), run once by ``mlops doctor`` first.
+
+        Each returns one line or raises its typed error. Default: none.
+        """
+        return {}
+
+    def diagnose(self) -> str:
+        """Check that this implementation can work now (reach its service, find its space) for ``mlops doctor``.
+
+        Returns one line saying what was checked; raises the typed error of the first failure. Read-only.
+        """
+        return "nothing to check"
 
 
 @functools.cache

@@ -24,6 +24,7 @@ COMMANDS = {
     "runs": "pipeline_utils.cli.runs_cmds:runs",
     "pipeline": "pipeline_utils.cli.pipeline_cmds:pipeline",
     "version": "pipeline_utils.cli.version_cmd:version",
+    "doctor": "pipeline_utils.cli.doctor_cmd:doctor",
 }
 
 

@@ -1,8 +1,9 @@
-"""The training-runner interface shared by the local runner and (later) WMLA's training API."""
+"""The training-runner interface shared by the local runner and WMLA's training API (the cpd backend)."""
 
 from __future__ import annotations
 
 import abc
+import shutil
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -12,6 +13,9 @@ from pydantic import BaseModel
 from pipeline_utils.backends import Configurable
 from pipeline_utils.errors import PipelineError
 from pipeline_utils.training.spec import JobSpec
+
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".git")
+"""What a submission folder leaves out of the scripts folder it copies."""
 
 
 class JobStatus(str, Enum):
@@ -47,7 +51,7 @@ class WorkerInfo(BaseModel):
     rank: int
     pid: int | None
     exit_code: int | None
-    log_path: Path
+    log_path: Path | None
 
 
 class JobInfo(BaseModel):
@@ -109,7 +113,10 @@ class TrainingRunner(Configurable, abc.ABC):
 
     @abc.abstractmethod
     def prepare(self, spec: JobSpec) -> Submission:
-        """Create the job's submission folder with a copy of the scripts folder; the job id is fixed here.
+        """Create the job's submission folder with a copy of the scripts folder and give the job its id.
+
+        A backend whose service assigns ids at submission (WMLA) gives a draft id here and the service's id in
+        the :class:`JobInfo` that :meth:`submit` returns.
 
         Blocks until the copy is complete. Not idempotent: each call prepares a new job id. Nothing runs until
         :meth:`submit`. Raises ``BadInput`` for a spec the backend cannot run.

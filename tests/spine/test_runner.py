@@ -63,6 +63,20 @@ def test_secrets_reach_the_kernel_only_through_the_environment(tmp_path, mlops_h
             assert secret.encode() not in data and custom.encode() not in data, path
 
 
+def test_credentials_in_the_callers_environment_are_masked_unnamed(tmp_path, mlops_home, monkeypatch):
+    key, token = "cpd-key-from-the-shell-1234", "eyJ-user-access-token-5678"
+    monkeypatch.setenv("CPD_API_KEY", key)
+    monkeypatch.setenv("USER_ACCESS_TOKEN", token)
+    monkeypatch.delenv("MLOPS_SECRET_NAMES", raising=False)
+    source = make_notebook(
+        tmp_path / "creds.ipynb", "import os\nprint(os.environ['CPD_API_KEY'], os.environ['USER_ACCESS_TOKEN'])"
+    )
+    result = run_notebook(source)
+    assert result.ok, result.error
+    text = result.output_path.read_text()
+    assert key not in text and token not in text and "******** ********" in text
+
+
 def test_a_secret_passed_as_a_parameter_is_refused(tmp_path):
     source = make_notebook(tmp_path / "n.ipynb", "pass")
     with pytest.raises(Exception, match="secret value was passed as a notebook parameter"):

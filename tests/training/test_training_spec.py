@@ -97,5 +97,5 @@ def test_env_pairs() -> None:
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(PipelineError, match="^MLOPS_BACKEND: no training runner named 'cpd' is installed"):
-        training_runner("cpd")
+    with pytest.raises(PipelineError, match="^MLOPS_BACKEND: no training runner named 'nosuch' is installed"):
+        training_runner("nosuch")

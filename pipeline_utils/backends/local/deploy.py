@@ -32,6 +32,13 @@ class LocalTarget(DeploymentTarget):
         """The target of ``$MLOPS_HOME``'s runtime on ``$MLOPS_RUNTIME_PORT`` (default 8780)."""
         return cls(mlops_home(environ), configured_port(environ))
 
+    def diagnose(self) -> str:
+        """Whether the runtime daemon runs (it starts on demand) and on which port."""
+        info = self.client.daemon_info()
+        if info is None:
+            return f"runtime not running (starts on demand on port {self.client.port})"
+        return f"runtime pid {info['pid']} on port {info['port']}: {len(self.list())} deployments"
+
     def create(
         self,
         name: str,

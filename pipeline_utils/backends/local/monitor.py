@@ -102,6 +102,10 @@ class LocalMonitorService(MonitorService):
         """The monitor service of ``$MLOPS_HOME`` (default ``~/.mlops``)."""
         return cls(mlops_home(environ))
 
+    def diagnose(self) -> str:
+        """Where monitors are stored and how many there are."""
+        return f"monitors in {self.home}: {len(self.list_monitors())} configured"
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         conn = connect(self.home)

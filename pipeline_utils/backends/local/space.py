@@ -102,6 +102,10 @@ class LocalSpace(Space):
         """The space of ``$MLOPS_HOME`` (default ``~/.mlops``)."""
         return cls(mlops_home(environ))
 
+    def diagnose(self) -> str:
+        """The space's id, store and asset count."""
+        return f"space {self.space_id} in {self.root}: {len(self.list_assets())} assets"
+
     def _add_kind_column(self) -> None:
         """Databases made before asset kinds were recorded get the column (NULL: kind unknown)."""
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(asset_versions)")}

@@ -37,3 +37,7 @@ class LocalVolumes(FolderVolumes):
     def from_environment(cls, environ: Mapping[str, str]) -> LocalVolumes:
         """Volumes under ``$MLOPS_VOLUMES_DIR``, or ``$MLOPS_HOME/volumes`` by default."""
         return cls(volumes_root(environ))
+
+    def diagnose(self) -> str:
+        """Where the volumes are and how many."""
+        return f"volumes under {self.root}: {len(self.list_volumes())}"

@@ -24,6 +24,7 @@ from pipeline_utils.masking import SECRET_NAMES_ENV, inherited_secrets, secret_v
 from pipeline_utils.store import connect
 from pipeline_utils.timeutil import from_epoch
 from pipeline_utils.training.runner import (
+    COPY_IGNORE,
     JobInfo,
     JobStatus,
     StopOutcome,
@@ -34,7 +35,6 @@ from pipeline_utils.training.runner import (
 from pipeline_utils.training.spec import JobSpec
 from pipeline_utils.volumes import StorageVolumes
 
-COPY_IGNORE = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".git")
 VANISHED = "the job's processes are gone without a recorded end (supervisor ended or machine restarted)"
 POLL_SECONDS = 0.1
 
@@ -58,6 +58,10 @@ class LocalTrainingRunner(TrainingRunner):
     def from_environment(cls, environ: Mapping[str, str]) -> LocalTrainingRunner:
         """The runner of ``$MLOPS_HOME``, reading job data from the storage volumes ``environ`` configures."""
         return cls(mlops_home(environ), create("volumes", environ))
+
+    def diagnose(self) -> str:
+        """Where jobs are kept and how many."""
+        return f"jobs under {self.home}: {len(self.list())}"
 
     def jobs_root(self) -> Path:
         """The folder holding one folder per training job: ``<home>/training/jobs``."""

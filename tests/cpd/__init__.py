@@ -1,0 +1,1 @@
+"""Tests of the cpd backend against the fake CPD (tests/fakes/cpd)."""

@@ -1,0 +1,1 @@
+"""Fakes of services that cannot run here: real server processes speaking the documented APIs."""
