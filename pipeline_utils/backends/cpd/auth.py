@@ -111,6 +111,12 @@ def token_source(settings: CpdSettings) -> TokenSource:
     return TokenSource(settings)
 
 
+def known_secrets(settings: CpdSettings) -> list[str]:
+    """What to mask in any text about these settings' calls: the API key or access token, and the token held now."""
+    current = token_source(settings).current
+    return [*settings.secrets(), *([current] if current else [])]
+
+
 def token_check(settings: CpdSettings) -> str:
     """``mlops doctor``'s token line: whose token, from where, until when, and whether it renews itself."""
     tokens = token_source(settings)

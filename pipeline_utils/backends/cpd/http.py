@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from pipeline_utils.backends.cpd.auth import TokenSource, token_source
+from pipeline_utils.backends.cpd.auth import TokenSource, known_secrets, token_source
 from pipeline_utils.backends.cpd.settings import CpdSettings
 from pipeline_utils.errors import BadInput, PipelineError, Unavailable, error_for_status
 from pipeline_utils.masking import mask
@@ -65,19 +65,25 @@ class CpdService:
         """The typed error of a failed answer: status, reason and the service's own message, masked and short."""
         status = response.status_code
         text = f"{self.service} {method} {url}: {status} {response.reason_phrase}"
-        detail = mask(answer_detail(response), self.settings.secrets() + [self.tokens.current or ""])
+        detail = mask(answer_detail(response), known_secrets(self.settings))
         if detail:
             text += f": {detail}"
-        if status == 401:
-            field = "CPD_API_KEY" if self.tokens.renewable else "USER_ACCESS_TOKEN"
-            return BadInput(f"{text} (the credentials were refused)", field=field)
-        if status >= 500:
-            return Unavailable(text)
-        return error_for_status(status, text)
+        return status_error(self.settings, status, text)
 
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
+
+
+def status_error(settings: CpdSettings, status: int, text: str) -> PipelineError:
+    """The typed error of a service's failed HTTP status (``text`` already says which call, masked): 401 names the
+    credential variable, 5xx is Unavailable, the rest map by :func:`~pipeline_utils.errors.error_for_status`."""
+    if status == 401:
+        field = "CPD_API_KEY" if settings.api_key else "USER_ACCESS_TOKEN"
+        return BadInput(f"{text} (the credentials were refused)", field=field)
+    if status >= 500:
+        return Unavailable(text)
+    return error_for_status(status, text)
 
 
 def answer_detail(response: httpx.Response) -> str:

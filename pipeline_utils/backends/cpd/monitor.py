@@ -87,7 +87,7 @@ class OpenScaleMonitorService(CpdConcern, MonitorService):
         """``operation(client)`` with SDK failures as typed errors; a refused token is renewed and tried once more."""
         from ibm_cloud_sdk_core import ApiException
 
-        with openscale_errors(self.settings, self.tokens):
+        with openscale_errors(self.settings):
             try:
                 return operation(self.client)
             except ApiException as exc:

@@ -21,9 +21,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipeline_utils.backends.cpd.auth import TokenSource
+from pipeline_utils.backends.cpd.auth import TokenSource, known_secrets
+from pipeline_utils.backends.cpd.http import status_error
 from pipeline_utils.backends.cpd.settings import CpdSettings
-from pipeline_utils.errors import BadInput, PipelineError, Unavailable, error_for_status
+from pipeline_utils.errors import PipelineError, Unavailable
 from pipeline_utils.masking import mask
 
 SERVICE = "Watson OpenScale"
@@ -32,36 +33,29 @@ _CLIENT_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def openscale_errors(settings: CpdSettings, tokens: TokenSource) -> Iterator[None]:
+def openscale_errors(settings: CpdSettings) -> Iterator[None]:
     """Turn the SDK's failures into typed errors: one line naming OpenScale and the URL, secrets masked."""
     import requests
     from ibm_cloud_sdk_core import ApiException
 
-    secrets = [*settings.secrets(), tokens.current or ""]
     try:
         yield
     except ApiException as exc:
-        raise api_error(exc, settings, tokens) from None
+        raise api_error(exc, settings) from None
     except requests.RequestException as exc:
         url = getattr(exc.request, "url", None) or settings.url
-        text = mask(f"{SERVICE} at {url} cannot be reached: {type(exc).__name__}: {exc}", secrets)
+        text = mask(f"{SERVICE} at {url} cannot be reached: {type(exc).__name__}: {exc}", known_secrets(settings))
         raise Unavailable(text) from None
 
 
-def api_error(exc: Any, settings: CpdSettings, tokens: TokenSource) -> PipelineError:
+def api_error(exc: Any, settings: CpdSettings) -> PipelineError:
     """The typed error of an OpenScale answer the SDK refused."""
     response = exc.http_response
     method = response.request.method if response is not None and response.request is not None else "call"
     url = response.url if response is not None else settings.url
     reason = response.reason if response is not None else ""
-    text = mask(f"{SERVICE} {method} {url}: {exc.status_code} {reason}: {exc.message}",
-                [*settings.secrets(), tokens.current or ""])
-    if exc.status_code == 401:
-        field = "CPD_API_KEY" if tokens.renewable else "USER_ACCESS_TOKEN"
-        return BadInput(f"{text} (the credentials were refused)", field=field)
-    if exc.status_code >= 500:
-        return Unavailable(text)
-    return error_for_status(exc.status_code, text)
+    text = mask(f"{SERVICE} {method} {url}: {exc.status_code} {reason}: {exc.message}", known_secrets(settings))
+    return status_error(settings, exc.status_code, text)
 
 
 def openscale_client(settings: CpdSettings, tokens: TokenSource) -> Any:
@@ -103,7 +97,7 @@ def openscale_client(settings: CpdSettings, tokens: TokenSource) -> Any:
             raise Unavailable(f"{SERVICE} GET {answer.url}: {answer.status_code} {answer.reason}")
         return not answer.json().get("is_cloud", False)
 
-    with _CLIENT_LOCK, openscale_errors(settings, tokens), _sdk_environment(sdk, probe), warnings.catch_warnings():
+    with _CLIENT_LOCK, openscale_errors(settings), _sdk_environment(sdk, probe), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         client = sdk.WatsonOpenScaleV2Adapter(authenticator=TokenSourceAuthenticator(), service_url=settings.url,
                                service_instance_id=DATA_MART_ID)

@@ -41,6 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from pipeline_utils.backends.cpd.auth import known_secrets
 from pipeline_utils.backends.cpd.concern import CpdConcern
 from pipeline_utils.backends.cpd.http import CpdService
 from pipeline_utils.backends.cpd.settings import CpdSettings
@@ -366,8 +367,7 @@ class WmlaTrainingRunner(CpdConcern, TrainingRunner):
             *(self.environ.get(name, "") for name in launch.env_names),
             *inherited_secrets(self.environ).values(),
             *(value for name, value in launch.env.items() if name != NAMES_VARIABLE),
-            *self.settings.secrets(),
-            self.service.tokens.current or "",
+            *known_secrets(self.settings),
         ]
         return sorted({value for value in values if len(value) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
 

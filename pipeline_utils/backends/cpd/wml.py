@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from pipeline_utils.backends.cpd.auth import token_expiry, token_source
-from pipeline_utils.backends.cpd.http import CpdService, answer_detail
+from pipeline_utils.backends.cpd.auth import known_secrets, token_expiry, token_source
+from pipeline_utils.backends.cpd.http import CpdService, answer_detail, status_error
 from pipeline_utils.backends.cpd.settings import CpdSettings
-from pipeline_utils.errors import BadInput, NotFound, PipelineError, Unavailable, error_for_status
+from pipeline_utils.errors import NotFound, PipelineError, Unavailable
 from pipeline_utils.masking import mask
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def sdk_error(settings: CpdSettings, action: str, exc: BaseException) -> Pipelin
     for cause in chain:
         if isinstance(cause, PipelineError):
             return cause
-    secrets = settings.secrets() + [token_source(settings).current or ""]
+    secrets = known_secrets(settings)
     for cause in chain:
         response = getattr(cause, "response", None)
         if isinstance(response, httpx.Response):
@@ -127,12 +127,7 @@ def _status_error(settings: CpdSettings, action: str, response: httpx.Response, 
     text += f" {response.reason_phrase}" if response.reason_phrase else ""
     detail = mask(answer_detail(response), secrets)
     text += f": {detail}" if detail else ""
-    if response.status_code == 401:
-        field = "CPD_API_KEY" if settings.api_key else "USER_ACCESS_TOKEN"
-        return BadInput(f"{text} (the credentials were refused)", field=field)
-    if response.status_code >= 500:
-        return Unavailable(text)
-    return error_for_status(response.status_code, text)
+    return status_error(settings, response.status_code, text)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
