@@ -78,24 +78,45 @@ FINAL_STATES = {"FINISHED": JobStatus.FINISHED, "KILLED": JobStatus.KILLED, "ERR
 TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ")
 
 LAUNCHER_SOURCE = '''\
-"""Starts a training job submitted by the mlops cpd runner: unseals its environment, runs its main file."""
-import base64, json, os, runpy, sys
+"""Starts a training job submitted by the mlops cpd runner: unseals its environment, runs its main file.
+
+With secret values, the main file runs as a child process whose output (its own and its children's) reaches the
+job's log line by line with every value masked, so the log WMLA keeps never holds them.
+"""
+import base64, json, os, re, runpy, signal, subprocess, sys
 from pathlib import Path
 
+MASK, MIN_LENGTH = "********", 4
 here = Path(__file__).resolve().parent
 pad = base64.urlsafe_b64decode(os.environ.pop("MLOPS_ENV_KEY", ""))
 sealed = here / ".mlops_env.bin"
+values = {}
 if pad and sealed.is_file():
-    os.environ.update(json.loads(bytes(a ^ b for a, b in zip(sealed.read_bytes(), pad))))
+    values = json.loads(bytes(a ^ b for a, b in zip(sealed.read_bytes(), pad)))
+    os.environ.update(values)
 if "OUTPUT_DIR" not in os.environ and "RESULT_DIR" in os.environ:
     os.environ["OUTPUT_DIR"] = os.environ["RESULT_DIR"]
 args = sys.argv[1:]
 if args[:1] == ["--"]:
     args = args[1:]
 main = here / args[0]
-sys.argv = [str(main), *args[1:]]
-sys.path[0] = str(main.parent)
-runpy.run_path(str(main), run_name="__main__")
+forms = sorted({form for value in values.values() if len(value) >= MIN_LENGTH
+                for form in (value, json.dumps(value)[1:-1])}, key=len, reverse=True)
+if not forms:
+    sys.argv = [str(main), *args[1:]]
+    sys.path[0] = str(main.parent)
+    runpy.run_path(str(main), run_name="__main__")
+    sys.exit(0)
+pattern = re.compile("|".join(re.escape(form) for form in forms).encode())
+child = subprocess.Popen([sys.executable, str(main), *args[1:]], cwd=os.getcwd(), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, lambda number, frame: child.send_signal(number))
+out = sys.stdout.buffer
+for line in iter(child.stdout.readline, b""):
+    out.write(pattern.sub(MASK.encode(), line))
+    out.flush()
+sys.exit(child.wait())
 '''
 
 
