@@ -263,10 +263,10 @@ def test_large_model_stays_in_the_space_named_by_mk_environments(tmp_path: Path,
     env = {"CPD_URL": "https://cpd.example.com", "USER_ACCESS_TOKEN": "a.b.c", "WMLA_CONSOLE_URL": "https://wmla.example.com"}
     settings = CpdSettings.from_environment(env)
     assert PACKAGE_MODEL_LIMIT == 50 * 1024 * 1024
-    folder = EdiTarget(settings, mlops_home, model_limit=16).package(_entry("iris-big"),
-                                                                    _assets(tmp_path, IRIS / "iris_kernel"))
+    target = EdiTarget(settings, mlops_home, model_limit=16, environ={"MLOPS_BACKEND": "cpd"})
+    folder = target.package(_entry("iris-big"), _assets(tmp_path, IRIS / "iris_kernel"))
     assert not (folder / "model").exists()
-    assert json.loads((folder / "model.json").read_text())["mk_environments"] == [
+    assert json.loads((folder / "model.json").read_text())["mk_environments"][:4] == [
         {"name": "WML_SPACE_ID", "value": SPACE_ID}, {"name": "WML_SPACE_MODEL", "value": "m-iris"},
         {"name": "WML_SPACE_MODEL_VERSION", "value": "3"}, {"name": "WML_SPACE_MODEL_NAME", "value": "iris_model"}]
     with tarfile.open(fileobj=io.BytesIO(build_package(folder, "iris-big", "kernel.py", {"A": "1"}))) as tar:

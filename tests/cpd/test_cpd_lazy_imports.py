@@ -8,7 +8,7 @@ import sys
 SDKS = ("ibm_watsonx_ai", "ibm_watson_openscale", "ibm_cloud_sdk_core")
 CPD_MODULES = (
     "settings", "auth", "http", "concern", "wml", "space", "revisions", "edi", "deploy", "openscale", "monitor",
-    "provider", "training", "volumes",
+    "provider", "spacemodel", "training", "volumes",
 )
 
 

@@ -7,12 +7,25 @@ profile and starts it again. ``update`` re-deploys a new package under the same 
 /deployment/model/{name}``: the profile, URL and custom args stay). EDI's REST API offers no kernel logs:
 :meth:`EdiTarget.logs` says so and where to read them.
 
-**Large models.** A model file of at most :data:`PACKAGE_MODEL_LIMIT` (50 MiB) travels in the package, under
-``model/`` (EDI limits what a deployment may upload, and every kernel start reads the package from EDI's shared
-storage). A larger one stays in the WML deployment space: the package carries only the dependency, and
-``model.json``'s ``mk_environments`` name it (``WML_SPACE_ID``, ``WML_SPACE_MODEL`` = asset id,
-``WML_SPACE_MODEL_VERSION``, ``WML_SPACE_MODEL_NAME``), for the kernel to download in ``on_kernel_start`` as the
-original flow did (with CPD credentials given as custom args).
+**Large models.** A model of at most :data:`PACKAGE_MODEL_LIMIT` (50 MiB, as stored in the space) travels in the
+package, under ``model/`` (EDI limits what a deployment may upload, and every kernel start reads the package from
+EDI's shared storage). A larger one stays in the WML deployment space and each kernel downloads it when it starts,
+as the original flow did: ``model.json``'s ``mk_environments`` name it (``WML_SPACE_ID``, ``WML_SPACE_MODEL`` =
+asset id, ``WML_SPACE_MODEL_VERSION``, ``WML_SPACE_MODEL_NAME``, and ``WML_SPACE_MODEL_SHA256`` and
+``WML_SPACE_MODEL_KIND`` to pick and check the version) and the cluster (``CPD_URL``, the cluster's CA as
+``CPD_CA_PEM`` when ``CPD_CA_BUNDLE`` is set, ``CPD_VERIFY=false`` when verification is off). The package then
+carries :mod:`.spacemodel` (stdlib only: the kernel environment does not have this project) as
+:data:`SPACE_MODEL_MODULE`, and the entry script calls it before the kernel file runs: it finds the version's
+attachment by its sha256 with plain CAMS REST, downloads it, checks the sha256 and renames it into ``model/``
+atomically (unpacked for a folder asset, whole for a file), so kernels find it where a small model would be. The
+credentials it authenticates with are custom args (profile ``kernel.envs``, never the package): ``CPD_USERNAME``
+and ``CPD_API_KEY`` (tokens are made as needed), or ``USER_ACCESS_TOKEN`` (which expires: later kernel starts
+then fail); ``create`` and ``update`` refuse a large model without them (BadInput naming ``--custom-arg``) before
+EDI is called. A download that fails makes the kernel fail to start with one line naming the space, the asset
+and the URL, which :meth:`EdiTarget.wait_ready` reports. A large model needs the space to be the WML space
+(``MLOPS_SPACE`` / ``MLOPS_BACKEND`` = cpd) and an EDI kernel: estimators and scoring scripts are refused
+(BadInput naming ``PACKAGE_MODEL_LIMIT``), because the entry script is an EDI kernel, while theirs is the config
+or script the host loads itself, with no hook to run before it (and a real EDI runs EDI kernels only).
 
 **Custom args and settings.** EDI offers three ways to hand values to a kernel: the kernel file (the original wrote
 custom args into it), ``model.json``'s ``mk_environments`` (both travel in the uploaded package, which EDI keeps on
@@ -33,17 +46,20 @@ project hosts the kernel (the local runtime, Ray, the fake EDI of the tests).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline_utils.backends import CONCERNS
+from pipeline_utils.backends import CONCERNS, chosen
 from pipeline_utils.backends.cpd import edi as edi_api
+from pipeline_utils.backends.cpd import spacemodel
 from pipeline_utils.backends.cpd.concern import CpdConcern
 from pipeline_utils.backends.cpd.edi import SERVICE, EdiClient
 from pipeline_utils.backends.cpd.settings import CpdSettings
@@ -64,8 +80,13 @@ PROFILE_RESTART_TIMEOUT = 120.0
 """Seconds a profile change waits for a deployment it restarted to serve again."""
 KERNEL_GLOBALS = "MLOPS_KERNEL_GLOBALS"
 ENTRY_KERNEL = "mlops_edi_kernel.py"
+SPACE_MODEL_MODULE = "mlops_space_model.py"
+"""The name :mod:`.spacemodel` has in a package whose model stays in the space."""
+CA_PEM_LIMIT = 64 * 1024
+"""The largest CA bundle handed to kernels as a setting (an environment variable; a system bundle is too large)."""
 ENTRY_SOURCE = '''"""Written by mlops: runs {kernel} with the kernel settings and custom args of this deployment (the
-environment variables ${globals} names) as its module-level names; {kernel} itself is unchanged."""
+environment variables ${globals} names) as its module-level names; {kernel} itself is unchanged. When the model
+stays in the WML space, {module}.py first downloads it into model/."""
 
 import os
 import runpy
@@ -74,11 +95,16 @@ import sys
 import redhareapi  # noqa: F401 - EDI's kernel API, which the kernel subclasses
 
 KERNEL = {kernel!r}
+MODEL_FROM_SPACE = {from_space!r}
 
 if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
     names = [name for name in os.environ.get({globals!r}, "").split(",") if name]
     sys.path.insert(0, here)
+    if MODEL_FROM_SPACE:
+        import {module}
+
+        {module}.fetch_model(os.path.join(here, "model"))
     runpy.run_path(os.path.join(here, KERNEL), init_globals={{name: os.environ.get(name, "") for name in names}},
                    run_name="__main__")
 '''
@@ -113,15 +139,72 @@ def _masking(values: Mapping[str, str]) -> Iterator[None]:
         raise masked from None
 
 
-def space_environments(entry: Mapping[str, Any], assets: DeployAssets, space_id: str) -> list[dict[str, str]]:
-    """The ``mk_environments`` naming a model that stays in the space, for the kernel to download it."""
+def cluster_environments(settings: CpdSettings) -> list[dict[str, str]]:
+    """The ``mk_environments`` a kernel reaches the cluster with: its URL and how to check its certificate."""
+    environments = [{"name": spacemodel.CLUSTER_URL, "value": settings.url}]
+    if isinstance(settings.verify, str):
+        pem = Path(settings.verify).read_text(errors="replace")
+        if len(pem) > CA_PEM_LIMIT:
+            raise BadInput(f"{settings.verify} is {len(pem)} characters, more than kernels take as a setting "
+                           f"({CA_PEM_LIMIT}); give the cluster's CA alone", field="CPD_CA_BUNDLE")
+        environments.append({"name": spacemodel.CA_PEM, "value": pem})
+    elif settings.verify is False:
+        environments.append({"name": spacemodel.VERIFY, "value": "false"})
+    return environments
+
+
+def space_environments(entry: Mapping[str, Any], assets: DeployAssets, settings: CpdSettings) -> list[dict[str, str]]:
+    """The ``mk_environments`` naming a model that stays in the space, for the kernel to download and check it."""
     model = assets.model
+    with open(model.path, "rb") as handle:
+        sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
     return [
-        {"name": "WML_SPACE_ID", "value": entry.get("deployment_space_id") or space_id},
-        {"name": "WML_SPACE_MODEL", "value": model.asset_id},
-        {"name": "WML_SPACE_MODEL_VERSION", "value": str(model.version)},
-        {"name": "WML_SPACE_MODEL_NAME", "value": model.name},
+        {"name": spacemodel.SPACE, "value": entry.get("deployment_space_id") or settings.require_space_id()},
+        {"name": spacemodel.ASSET, "value": model.asset_id},
+        {"name": spacemodel.VERSION, "value": str(model.version)},
+        {"name": spacemodel.NAME, "value": model.name},
+        {"name": spacemodel.SHA256, "value": sha256},
+        {"name": spacemodel.KIND, "value": model.kind or ""},
+        *cluster_environments(settings),
     ]
+
+
+def _environments(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [item for item in spec.get("mk_environments") or [] if isinstance(item, dict)]
+
+
+def _pins_space_model(environments: list[dict[str, Any]]) -> bool:
+    """Whether ``mk_environments`` pin a model for the kernel to download (the ones :func:`space_environments`
+    writes; a package of the original flow, whose kernel downloads its model itself, names no sha256)."""
+    return any(item.get("name") == spacemodel.SHA256 for item in environments)
+
+
+def fetches_model(folder: str | Path) -> bool:
+    """Whether the package folder's model stays in the space (its ``model.json`` pins one to download)."""
+    spec_file = Path(folder) / "model.json"
+    spec = json.loads(spec_file.read_text()) if spec_file.is_file() else {}
+    return _pins_space_model(_environments(spec))
+
+
+def require_edi_kernel(flavour: str, entry: str) -> None:
+    """BadInput naming ``--model-asset-id`` unless a model that stays in the space has an EDI kernel to fetch it:
+    estimators and scoring scripts are loaded by their host, with no entry script to run first."""
+    if flavour != "edi":
+        raise BadInput(f"the model is above PACKAGE_MODEL_LIMIT, so it stays in the WML space, which only an EDI "
+                       f"kernel downloads when it starts; {entry} is a {flavour} kernel: make the model smaller or "
+                       "serve it from an EDI kernel", field="--model-asset-id")
+
+
+def require_credentials(custom_arg_names: Collection[str]) -> None:
+    """BadInput naming ``--custom-arg`` unless the custom args hold what a kernel downloads the model with."""
+    names = set(custom_arg_names)
+    if {spacemodel.USERNAME, spacemodel.API_KEY} <= names or spacemodel.ACCESS_TOKEN in names:
+        return
+    raise BadInput(
+        f"the model stays in the WML space (above PACKAGE_MODEL_LIMIT) and each kernel downloads it when it starts: "
+        f"give {spacemodel.USERNAME} and {spacemodel.API_KEY}, or {spacemodel.ACCESS_TOKEN}, as custom args",
+        field="--custom-arg",
+    )
 
 
 def build_package(folder: str | Path, name: str, kernel_filename: str, settings: Mapping[str, str]) -> bytes:
@@ -131,7 +214,10 @@ def build_package(folder: str | Path, name: str, kernel_filename: str, settings:
     flavour, entry = detect(folder, kernel_filename)
     spec_file = folder / "model.json"
     spec = json.loads(spec_file.read_text()) if spec_file.is_file() else model_json(name, kernel_filename=entry)
-    environments = [item for item in spec.get("mk_environments") or [] if isinstance(item, dict)]
+    environments = _environments(spec)
+    from_space = _pins_space_model(environments)
+    if from_space:
+        require_edi_kernel(flavour, entry)
     clash = sorted({str(item.get("name")) for item in environments} & set(settings))
     if clash:
         raise BadInput(f"{clash[0]} is set by the package's model.json mk_environments; give the setting another name",
@@ -139,11 +225,15 @@ def build_package(folder: str | Path, name: str, kernel_filename: str, settings:
     spec.update(name=name, mk_environments=environments + [{"name": k, "value": v} for k, v in settings.items()])
     written: dict[str, bytes] = {}
     if flavour == "edi":
-        if (folder / ENTRY_KERNEL).exists():
-            raise BadInput(f"{ENTRY_KERNEL} is the name of the entry script this target writes; rename that file",
-                           field="--path-dependency")
+        for reserved in (ENTRY_KERNEL, SPACE_MODEL_MODULE):
+            if (folder / reserved).exists():
+                raise BadInput(f"{reserved} is the name of a file this target writes; rename that file",
+                               field="--path-dependency")
         spec["kernel_path"] = ENTRY_KERNEL
-        written[ENTRY_KERNEL] = ENTRY_SOURCE.format(kernel=entry, globals=KERNEL_GLOBALS).encode()
+        written[ENTRY_KERNEL] = ENTRY_SOURCE.format(kernel=entry, globals=KERNEL_GLOBALS, from_space=from_space,
+                                                    module=Path(SPACE_MODEL_MODULE).stem).encode()
+        if from_space:
+            written[SPACE_MODEL_MODULE] = Path(spacemodel.__file__).read_bytes()
     else:
         spec["kernel_path"] = entry
     readme = str(spec.get("readme") or "README.md")
@@ -199,17 +289,20 @@ class EdiTarget(CpdConcern, DeploymentTarget):
 
     name = "cpd"
 
-    def __init__(self, settings: CpdSettings, home: Path, model_limit: int = PACKAGE_MODEL_LIMIT) -> None:
+    def __init__(self, settings: CpdSettings, home: Path, model_limit: int = PACKAGE_MODEL_LIMIT,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.edi = EdiClient(settings)
         self.home = Path(home)
         self.model_limit = model_limit
+        self.space_backend = chosen("space", environ)
+        """(name, variable) of the configured space: a large model can stay in the space only if it is cpd."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> EdiTarget:
         """The cluster of ``$CPD_URL`` and the credentials of :class:`CpdSettings`; the WMLA console URL is
         required (BadInput naming ``WMLA_CONSOLE_URL``)."""
-        return cls(CpdSettings.from_environment(environ), mlops_home(environ))
+        return cls(CpdSettings.from_environment(environ), mlops_home(environ), environ=environ)
 
     def diagnose(self) -> str:
         """Authenticate and list EDI's models."""
@@ -219,19 +312,34 @@ class EdiTarget(CpdConcern, DeploymentTarget):
 
     def package(self, entry: dict[str, Any], assets: DeployAssets, *, kernel_filename: str = "kernel.py") -> Path:
         """The submission folder under ``<home>/deployments/edi-packages``: the dependency's files, ``model.json``,
-        and the model under ``model/`` when it is at most ``model_limit`` bytes (else named in mk_environments)."""
+        and the model under ``model/`` when it is at most ``model_limit`` bytes (else named in mk_environments for
+        the kernel to download; BadInput naming ``--model-asset-id`` when the space is not the WML space or the
+        kernel is not an EDI kernel)."""
         name = entry["wmla_deployment"]["deployment_name"]
         root = self.home / "deployments" / "edi-packages"
         root.mkdir(parents=True, exist_ok=True)
+        size = assets.model.path.stat().st_size
+        if size <= self.model_limit:
+            return edi_submission(name, assets, Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root)),
+                                  kernel_filename=kernel_filename)
+        space, variable = self.space_backend
+        if space != "cpd":
+            model = f"the model {assets.model.name} v{assets.model.version} ({size} bytes)"
+            raise BadInput(f"{model} is above PACKAGE_MODEL_LIMIT ({self.model_limit} bytes): it must travel in the "
+                           f"package or live in the WML space, for the kernel to download it, but the space is "
+                           f"{space!r} ({variable}); stage it in the WML space", field="--model-asset-id")
+        environments = space_environments(entry, assets, self.settings)
         work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
-        if assets.model.path.stat().st_size <= self.model_limit:
-            return edi_submission(name, assets, work, kernel_filename=kernel_filename)
-        environments = space_environments(entry, assets, entry.get("deployment_space_id") or
-                                          self.settings.require_space_id())
-        unpacked = unpack_dependency(assets.dependency.path, work / "dependency",
-                                     strip_single_top=assets.dependency.kind != FOLDER)
-        return build_submission_folder(unpacked, work / "submission", name, kernel_filename=kernel_filename,
-                                       mk_environments=environments)
+        try:
+            unpacked = unpack_dependency(assets.dependency.path, work / "dependency",
+                                         strip_single_top=assets.dependency.kind != FOLDER)
+            folder = build_submission_folder(unpacked, work / "submission", name, kernel_filename=kernel_filename,
+                                             mk_environments=environments)
+            require_edi_kernel(*detect(folder, kernel_filename))
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return folder
 
     def _kept(self, name: str) -> Path:
         return self.home / "deployments" / "edi" / f"{name}.tar.gz"
@@ -258,6 +366,8 @@ class EdiTarget(CpdConcern, DeploymentTarget):
         if KERNEL_GLOBALS in {*plain, *secret_values}:
             raise BadInput(f"{KERNEL_GLOBALS} is set by the EDI target; give the value another name",
                            field="CUSTOM_ARG_NAMES" if KERNEL_GLOBALS in secret_values else "KERNEL_SETTINGS")
+        if fetches_model(folder):
+            require_credentials({n for n, v in secret_values.items() if v})
         package = build_package(folder, name, kernel_filename, plain)
         if self.exists(name):
             raise Conflict(f"deployment name {name!r} is already in use on {SERVICE} at {self.edi.console_url}",
@@ -286,6 +396,8 @@ class EdiTarget(CpdConcern, DeploymentTarget):
         names = set(global_names(profile))
         plain = {str(e["name"]): str(e.get("value", "")) for e in record.get("mk_environments") or []
                  if e.get("name") in names}
+        if fetches_model(folder):
+            require_credentials({n for n, v in custom_args_of(profile).items() if v})
         package = build_package(folder, name, kernel_filename, plain)
         running = self._state(name) in RUNNING_STATES
         self._stop_and_wait(name)
