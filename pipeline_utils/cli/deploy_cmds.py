@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -13,7 +14,8 @@ from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
 from pipeline_utils.cli.endpoint_cmds import format_map, parse_percents, show_split
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
-from pipeline_utils.errors import BadInput, PipelineError
+from pipeline_utils.deploy.base import DeploymentTarget
+from pipeline_utils.errors import BadInput, Conflict, PipelineError
 from pipeline_utils.notebooks import run_notebook
 
 name_option = click.option("--name", required=True, help="Deployment name.")
@@ -179,14 +181,32 @@ def traffic_command(endpoint: str, weights: tuple[str, ...], mirror: str | None,
     if not (weights or mirror is not None or no_mirror):
         show_split(target.get_endpoint(endpoint), as_json=as_json)
         return
-    if not weights:
-        traffic = target.get_endpoint(endpoint)["traffic"]
-        if sum(traffic.values()) != 100:
-            raise BadInput(f"endpoint {endpoint!r} has no traffic split to keep; give one with --set",
-                           field="--no-mirror" if no_mirror else "--mirror")
-    view = target.set_traffic(endpoint, traffic, mirrors)
-    note(f"endpoint {endpoint}: traffic {format_map(view['traffic'])}, mirror {format_map(view['mirror'])}")
+    if weights:
+        view = target.set_traffic(endpoint, traffic, mirrors)
+    else:
+        view = _set_mirror(target, endpoint, mirrors, "--no-mirror" if no_mirror else "--mirror")
+    note(f"endpoint {endpoint}: traffic {format_map(view['traffic'])}, mirror {format_map(view['mirror'])}"
+         f" (revision {view['revision']})")
     show_split(view, as_json=as_json)
+
+
+MIRROR_ATTEMPTS = 5
+
+
+def _set_mirror(target: DeploymentTarget, endpoint: str, mirrors: dict[str, int], flag: str) -> dict[str, Any]:
+    """Set a mirror on the endpoint's current weights, compare-and-set: when another change lands between the read
+    and the write, read again and set on the newer weights (a few times), so that no change is reverted."""
+    for _ in range(MIRROR_ATTEMPTS):
+        current = target.get_endpoint(endpoint)
+        if sum(current["traffic"].values()) != 100:
+            raise BadInput(f"endpoint {endpoint!r} has no traffic split to keep; give one with --set", field=flag)
+        try:
+            return target.set_traffic(endpoint, current["traffic"], mirrors, expected_revision=current["revision"])
+        except Conflict:
+            if target.get_endpoint(endpoint)["revision"] == current["revision"]:
+                raise  # refused for another reason than a change made meanwhile
+    raise Conflict(f"endpoint {endpoint!r} changed {MIRROR_ATTEMPTS} times while the mirror was being set; try again",
+                   field="--endpoint")
 
 
 @deploy.command("export")

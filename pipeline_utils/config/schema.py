@@ -1,7 +1,7 @@
 """The deployment-metadata schema (seed 001): one entry per model asset id.
 
 Validation reports every problem at once, each with its YAML path, e.g.
-``wmla_deployment.resource_configs.n_cpus: must be a positive integer (got 'eight')``.
+``wmla_deployment.resource_configs.kernel_max: must be a positive integer (got 'eight')``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,27 @@ def _non_negative_seconds(value: Any) -> int | float:
     return _seconds(value, positive=False)
 
 
+def _cpus(value: Any) -> int | float:
+    """A positive, finite number of CPUs: fractions such as 0.5 are allowed (Ray, Kubernetes and EDI take them);
+    numeric strings are read as numbers, like the schema's other numbers; integral values stay integers."""
+    label = "a positive number of CPUs such as 2 or 0.5"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"must be {label}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be {label}")
+    if (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
+        raise ValueError(f"must be {label}")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def whole_cpus(n_cpus: float) -> int:
+    """``n_cpus`` as whole CPUs, for what only counts whole ones (CPU affinity, BLAS threads): rounded up."""
+    return math.ceil(n_cpus)
+
+
 def _boolean(value: Any) -> bool:
     """Accept YAML booleans and their spellings as strings (the seed's ``'True'``/``'False'``, yes/no, on/off)."""
     if isinstance(value, bool):
@@ -110,6 +131,7 @@ def _threshold(value: Any) -> list:
 
 
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+CpuCount = Annotated[int | float, BeforeValidator(_cpus)]
 NonNegativeInt = Annotated[int, BeforeValidator(_non_negative_int)]
 PositiveSeconds = Annotated[int | float, BeforeValidator(_positive_seconds)]
 NonNegativeSeconds = Annotated[int | float, BeforeValidator(_non_negative_seconds)]
@@ -198,7 +220,7 @@ class ResourceConfigs(_Strict):
     CROSS_FIELD_KEY: ClassVar[str] = "kernel_min"
 
     enable_gpus: Flag = False
-    n_cpus: PositiveInt = 1
+    n_cpus: CpuCount = 1
     memory_allocation: PositiveInt = 2048
     kernel_min: NonNegativeInt = 1
     kernel_max: PositiveInt = 1

@@ -224,7 +224,8 @@ class DeploymentTarget(Configurable, abc.ABC):
         raise self._no_endpoints()
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
-        """One endpoint: name, url, deployments (attached), traffic and mirror maps, status of each deployment.
+        """One endpoint: name, url, deployments (attached), traffic and mirror maps, status of each deployment, and
+        its ``revision`` (grows with each change of the split or attachments; see :meth:`set_traffic`).
 
         Read-only; NotFound when unknown.
         """
@@ -235,7 +236,12 @@ class DeploymentTarget(Configurable, abc.ABC):
         raise self._no_endpoints()
 
     def set_traffic(
-        self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+        self,
+        endpoint: str,
+        traffic: Mapping[str, int],
+        mirror: Mapping[str, int] | None = None,
+        *,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
         """Replace the endpoint's split whole and atomically: ``traffic`` and ``mirror`` (None clears the mirror).
 
@@ -243,8 +249,18 @@ class DeploymentTarget(Configurable, abc.ABC):
         ready deployment gets a weight above 0; the mirror copies at most 50 % of requests to one ready
         deployment at 0 %. Named deployments are attached; attached ones left out get 0. Returns the endpoint as
         :meth:`get_endpoint` shows it once the split is stored (it survives a restart of the target).
-        Idempotent. Raises BadInput for a rule broken, NotFound for an unknown endpoint or deployment, Conflict
-        for traffic to a deployment that is not ready.
+
+        Every endpoint has a ``revision``, shown by :meth:`get_endpoint`: an integer that grows with each change
+        of its split or attachments (a call that changes nothing keeps it) and survives a restart. With
+        ``expected_revision`` the split is set only while the endpoint is still at that revision, checked and
+        set as one step (compare-and-set, as HTTP's If-Match): a caller that computes the new split from the one
+        it read (e.g. a new mirror on the current weights) passes the revision it read and, on Conflict, reads
+        again and recomputes, so that a change made meanwhile by another caller is never reverted.
+
+        Idempotent. Raises BadInput for a rule broken or an ``expected_revision`` that is not an integer from 0
+        (naming ``expected_revision``), NotFound for an unknown endpoint or deployment, Conflict for traffic to a
+        deployment that is not ready or for a stale ``expected_revision`` (naming ``--endpoint``, saying it
+        changed meanwhile); nothing changes on any error.
         """
         raise self._no_endpoints()
 

@@ -9,7 +9,12 @@ anything changes, so that a map is set whole or not at all:
 - weights are integers from 0 to 100 summing to exactly 100; every named deployment exists;
 - only a ready deployment may have a weight above 0;
 - the mirror goes to one deployment that is ready and not live (weight 0), at most ``MAX_MIRROR_PERCENT`` %;
-- a deployment named in either map is attached to the endpoint; attached deployments left out of the map get 0.
+- a deployment named in either map is attached to the endpoint; attached deployments left out of the map get 0;
+- a change made with an expected revision is refused (Conflict) unless the endpoint is still at that revision.
+
+Every endpoint carries a ``revision``, an integer that grows by one with each change of its attachments or split
+(a change to the same state keeps it), so that a client can read, recompute and set without losing a change made
+meanwhile: compare-and-set, as HTTP's ``If-Match`` with an ``ETag``.
 
 Routing is deterministic: smooth weighted round-robin (as nginx balances upstreams), so 300 requests at 90/10
 land exactly 270 and 30 and the two are interleaved; a deployment that stops being ready is skipped while it
@@ -81,30 +86,53 @@ def check_split(
     return weights, mirrors
 
 
+def check_revision(endpoint: Endpoint, expected: Any) -> None:
+    """Refuse a change made on another revision than the endpoint's (Conflict naming ``--endpoint``); None skips."""
+    if expected is None:
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise BadInput(f"{expected!r} is not a revision (an integer from 0)", field="expected_revision")
+    if expected != endpoint.revision:
+        raise Conflict(
+            f"endpoint {endpoint.name!r} changed meanwhile (revision {endpoint.revision}, not {expected}); read it"
+            " again and set the split from what it is now",
+            field="--endpoint",
+        )
+
+
 class Endpoint:
-    """One endpoint's attachments, split and routing state (the router's credits are not stored)."""
+    """One endpoint's attachments, split, revision and routing state (the router's credits are not stored)."""
 
     def __init__(
-        self, name: str, deployments: list[str], traffic: dict[str, int], mirror: dict[str, int]
+        self, name: str, deployments: list[str], traffic: dict[str, int], mirror: dict[str, int], revision: int = 1
     ) -> None:
         self.name = name
         self.deployments = list(deployments)
         self.traffic = {deployment: traffic.get(deployment, 0) for deployment in self.deployments}
         self.mirror = {deployment: p for deployment, p in mirror.items() if deployment in self.deployments}
+        self.revision = revision
         self.credits: dict[str, int] = {}
         self.mirror_credit = 0
 
     def record(self) -> dict[str, Any]:
-        """What is stored and shown: name, attached deployments, traffic and mirror maps."""
-        return {"name": self.name, "deployments": self.deployments, "traffic": self.traffic, "mirror": self.mirror}
+        """What is stored and shown: name, attached deployments, traffic and mirror maps, revision."""
+        return {"name": self.name, "deployments": self.deployments, "traffic": self.traffic, "mirror": self.mirror,
+                "revision": self.revision}
+
+    def _successor(self, deployments: list[str], traffic: dict[str, int], mirror: dict[str, int]) -> Endpoint:
+        """The endpoint in a new state, one revision on; the same revision when nothing changes."""
+        after = Endpoint(self.name, deployments, traffic, mirror, self.revision)
+        if (after.deployments, after.traffic, after.mirror) != (self.deployments, self.traffic, self.mirror):
+            after.revision += 1
+        return after
 
     def with_split(self, traffic: dict[str, int], mirror: dict[str, int]) -> Endpoint:
         """This endpoint with a checked split (see :func:`check_split`), attaching what it names."""
-        return Endpoint(self.name, list(dict.fromkeys([*self.deployments, *traffic, *mirror])), traffic, mirror)
+        return self._successor(list(dict.fromkeys([*self.deployments, *traffic, *mirror])), traffic, mirror)
 
     def with_deployments(self, deployments: list[str]) -> Endpoint:
         """This endpoint with other attached deployments, keeping the weights of those that stay."""
-        return Endpoint(self.name, deployments, self.traffic, self.mirror)
+        return self._successor(deployments, self.traffic, self.mirror)
 
     def live(self, name: str) -> bool:
         """Whether ``name`` takes live or mirrored traffic here (and so may not be detached or deleted)."""

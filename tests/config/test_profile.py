@@ -46,7 +46,7 @@ def test_changes_are_normalised_like_the_metadata():
          "policy.task_execution_timeout: must be a positive number of seconds (got inf)"),
         ({"policy.kernel_delay_release_time": -0.5},
          "policy.kernel_delay_release_time: must be a non-negative number of seconds (got -0.5)"),
-        ({"resource.n_cpus": 0}, "resource.n_cpus: must be a positive integer (got 0)"),
+        ({"resource.n_cpus": 0}, "resource.n_cpus: must be a positive number of CPUs such as 2 or 0.5 (got 0)"),
         ({"resource.enable_gpus": "maybe"}, "resource.enable_gpus: must be true or false (got 'maybe')"),
         ({"policy.task_batch_size": math.nan}, "policy.task_batch_size: must be a non-negative integer (got nan)"),
         ({"logging.payload": "sometimes"}, "logging.payload: must be true or false (got 'sometimes')"),

@@ -151,7 +151,8 @@ def test_config_validate_prints_every_problem_and_exits_1(cli, tmp_path):
     result = cli("config", "validate", "--path-yml", path)
     assert result.code == 1
     lines = result.err.strip().splitlines()
-    assert f"{path}: wmla_deployment.resource_configs.n_cpus: must be a positive integer (got 'eight')" in lines
+    cpus = "must be a positive number of CPUs such as 2 or 0.5 (got 'eight')"
+    assert f"{path}: wmla_deployment.resource_configs.n_cpus: {cpus}" in lines
     assert f"{path}: surprise: unknown key" in lines
     assert cli("config", "validate", "--path-yml", DRAFT).code == 0
 

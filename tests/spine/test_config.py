@@ -38,7 +38,10 @@ def test_every_problem_is_reported_with_its_path():
     thresholds["num_images_recent_predicted"]["threshold"] = [5, "down"]
     thresholds["num_images_total_predicted"]["threshold"] = ["many", "lower"]
     problems = document_problems(entry)
-    assert "wmla_deployment.resource_configs.n_cpus: must be a positive integer (got 'eight')" in problems
+    assert (
+        "wmla_deployment.resource_configs.n_cpus: must be a positive number of CPUs such as 2 or 0.5 (got 'eight')"
+        in problems
+    )
     assert "wmla_deployment.resource_configs.gpus_please: unknown key" in problems
     assert any(p.startswith("wmla_deployment.deployment_name: must be 1-63 lowercase") for p in problems)
     path = "openscale_custom_metric_provider.generic_metrics.thresholds"

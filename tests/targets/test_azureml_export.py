@@ -252,6 +252,26 @@ def test_resource_configs_map_to_instances_and_target_settings_override(tmp_path
     assert caught.value.field == "target_settings.azureml.replicas"
 
 
+def test_fractional_cpus_round_up_to_whole_vcpus_and_thread_caps(tmp_path):
+    expected = {0.5: ("Standard_F2s_v2", "1"), 1.5: ("Standard_F2s_v2", "2"), 2.5: ("Standard_F4s_v2", "3"),
+                4.25: ("Standard_F8s_v2", "5")}
+    for n_cpus, (instance_type, threads) in expected.items():
+        out = tmp_path / f"cpus-{n_cpus}"
+        AzureMLTarget().export([exported(SCORING, tmp_path, {"n_cpus": n_cpus, "memory_allocation": 1024})], out)
+        document = yaml.safe_load((out / f"{SCORING[0]}.deployment.yml").read_text())
+        assert document["instance_type"] == instance_type, n_cpus
+        variables = document["environment_variables"]
+        assert [variables[name] for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")] == (
+            [threads] * 3), n_cpus
+        assert checks.folder_problems(out) == []
+    _, deployments = load_with_sdk(tmp_path / "cpus-4.25")
+    assert deployments[SCORING[0]].instance_type == "Standard_F8s_v2"
+    out = tmp_path / "too-many"
+    with pytest.raises(BadInput) as caught:
+        AzureMLTarget().export([exported(SCORING, tmp_path, {"n_cpus": 96.5})], out)
+    assert caught.value.field == "wmla_deployment.resource_configs.n_cpus" and not out.exists()
+
+
 def test_project_checks_catch_what_the_sdk_loaders_miss(tmp_path):
     out = tmp_path / "azure"
     AzureMLTarget().export([exported(SCORING, tmp_path)], out)

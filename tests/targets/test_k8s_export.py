@@ -251,6 +251,43 @@ def test_resource_configs_map_field_by_field(tmp_path, kserve_validator):
     assert (folder / "image" / "deployment" / "model" / "model.json").is_file()
 
 
+def test_fractional_cpus_become_millicores_in_valid_manifests(tmp_path, kserve_validator):
+    quantities = {"half": (0.5, "500m"), "one-and-a-half": (1.5, "1500m"), "milli": (0.001, "1m"),
+                  "quarter": ("0.25", "250m"), "two": (2.0, "2")}
+    deployments = [exported(tmp_path, name, "iris", configs={"n_cpus": n_cpus, "kernel_min": 1, "kernel_max": 2})
+                   for name, (n_cpus, _) in quantities.items()]
+    KubernetesTarget().export(deployments, tmp_path / "out")
+    for name, (n_cpus, quantity) in quantities.items():
+        folder = tmp_path / "out" / name
+        docs = by_kind(load_all(folder / "manifests"))
+        for doc in docs.values():
+            check_manifest(doc)
+        container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["resources"]["requests"]["cpu"] == quantity, name
+        assert container["resources"]["limits"]["cpu"] == quantity, name
+        values = yaml.safe_load((folder / "chart" / "values.yaml").read_text())
+        assert values["resources"] == container["resources"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert json.loads(env["MLOPS_DEPLOYMENT_PROFILE"])["n_cpus"] == float(n_cpus), "the pod's runtime rounds up"
+        isvc = yaml.safe_load((folder / "kserve" / "inferenceservice.yaml").read_text())
+        assert kserve_errors(kserve_validator, isvc) == []
+        assert isvc["spec"]["predictor"]["containers"][0]["resources"] == container["resources"]
+    isvc["spec"]["predictor"]["containers"][0]["resources"]["limits"]["cpu"] = "0.5 CPU"
+    assert kserve_errors(kserve_validator, isvc), "KServe's schema checks the quantity's grammar"
+
+
+@pytest.mark.parametrize("n_cpus", [0.0005, 1.0005, 0.2501])
+def test_cpus_finer_than_a_millicore_are_one_line_before_any_file(tmp_path, n_cpus):
+    deployment = exported(tmp_path, "blue", "iris", configs={"n_cpus": n_cpus})
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(BadInput) as raised:
+        KubernetesTarget().export([deployment], tmp_path / "out")
+    field = "blue: wmla_deployment.resource_configs.n_cpus"
+    assert raised.value.field == field and "\n" not in str(raised.value)
+    assert str(raised.value).startswith(f"{field}: {n_cpus} CPUs is finer than")
+    assert not (tmp_path / "out").exists() and sorted(tmp_path.iterdir()) == before, "nothing left behind"
+
+
 def test_an_estimator_exports_seed_002s_config(tmp_path, kserve_validator):
     KubernetesTarget().export([exported(tmp_path, "sklearn-classifier", "sklearn")], tmp_path / "out")
     folder = tmp_path / "out" / "sklearn-classifier"

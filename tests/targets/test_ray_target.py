@@ -562,6 +562,32 @@ def test_fake_a_deployment_taking_traffic_is_neither_detached_nor_deleted(fake, 
         target.detach("scoring", "green")
 
 
+def test_fake_fractional_cpus_reach_num_cpus_as_they_are_and_a_bad_change_sends_nothing(
+    fake, mlops_home, iris_folder
+):
+    from pipeline_utils.errors import BadInput
+
+    target = target_for(fake, mlops_home)
+    target.create("iris", iris_folder, {"n_cpus": 0.25, "kernel_min": 1, "kernel_max": 4})
+
+    def num_cpus() -> Any:
+        return fake.last_config()["applications"][0]["deployments"][0]["ray_actor_options"]["num_cpus"]
+
+    assert num_cpus() == 0.25 and isinstance(num_cpus(), float)
+    target.update_profile("iris", {"resource.n_cpus": 1.5})
+    assert num_cpus() == 1.5
+    target.update_profile("iris", {"n_cpus": "0.75"})
+    assert num_cpus() == 0.75 and target.get_profile("iris")["resource"]["n_cpus"] == 0.75
+    target.update_profile("iris", {"n_cpus": 2.0})
+    assert num_cpus() == 2 and isinstance(num_cpus(), int)
+    puts = len(fake.puts())
+    for bad in (float("nan"), float("inf"), -0.5, True):
+        with pytest.raises(BadInput) as caught:
+            target.update_profile("iris", {"resource.n_cpus": bad})
+        assert caught.value.field == "n_cpus" and "\n" not in str(caught.value)
+    assert len(fake.puts()) == puts and num_cpus() == 2
+
+
 # -- 2. the Serve application in Ray's in-process testing mode -------------------------------------------------
 
 def serve_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:

@@ -1,8 +1,10 @@
 """How a deployment's resource configs and ``target_settings.azureml`` become Azure ML managed online settings.
 
 - ``n_cpus``, ``memory_allocation`` (MB), ``enable_gpus`` -> ``instance_type``: the first VM size of :data:`SKUS`
-  (ordered by vCPUs, then memory) with at least that many vCPUs and that much memory, with a GPU when asked;
+  (ordered by vCPUs, then memory) with at least that many vCPUs and that much memory, with a GPU when asked (a
+  fractional ``n_cpus`` rounds up: 0.5 and 1 pick alike, 2.5 needs 3 vCPUs, so 4);
   ``target_settings.azureml.instance_type`` overrides the choice. One instance serves as one kernel.
+- ``n_cpus`` -> the BLAS thread caps, in whole CPUs rounded up as the local runtime sets them.
 - ``kernel_min`` -> ``instance_count`` (at least 1: managed online deployments do not scale to zero).
 - ``kernel_max`` above that, ``kernel_delay_release_time`` -> an Azure Monitor autoscale setting (out of the YAML:
   Azure's managed deployments have only the ``default`` scale type), written as commands in ``deploy.sh``.
@@ -15,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.config.schema import ResourceConfigs, checked, whole_cpus
 from pipeline_utils.errors import BadInput
 
 CONFIGS_FIELD = "wmla_deployment.resource_configs"
@@ -104,10 +106,11 @@ def target_settings(entry: dict[str, Any]) -> dict[str, str]:
     return dict(settings)
 
 
-def pick_sku(n_cpus: int, memory_mb: int, gpus: bool) -> str:
-    """The smallest VM size with ``n_cpus`` vCPUs, ``memory_mb`` MB and a GPU when ``gpus``; BadInput if none."""
+def pick_sku(n_cpus: float, memory_mb: int, gpus: bool) -> str:
+    """The smallest VM size with ``n_cpus`` vCPUs (a fraction rounds up to whole ones), ``memory_mb`` MB and a GPU
+    when ``gpus``; BadInput if none."""
     for sku in SKUS:
-        if sku.vcpus >= n_cpus and sku.memory_gb * 1024 >= memory_mb and bool(sku.gpus) == gpus:
+        if sku.vcpus >= whole_cpus(n_cpus) and sku.memory_gb * 1024 >= memory_mb and bool(sku.gpus) == gpus:
             return sku.name
     kind = "GPU " if gpus else ""
     raise BadInput(
@@ -139,10 +142,10 @@ def sizing(entry: dict[str, Any]) -> Sizing:
         autoscale = Autoscale(count, int(configs["kernel_max"]), window)
     return Sizing(
         instance_type=settings.get("instance_type")
-        or pick_sku(int(configs["n_cpus"]), int(configs["memory_allocation"]), gpus),
+        or pick_sku(configs["n_cpus"], int(configs["memory_allocation"]), gpus),
         instance_count=count,
         request_timeout_ms=request_timeout_ms(float(configs["task_execution_timeout"])),
-        threads=int(configs["n_cpus"]),
+        threads=whole_cpus(configs["n_cpus"]),
         image=settings.get("image") or (GPU_IMAGE if gpus else CPU_IMAGE),
         autoscale=autoscale,
     )

@@ -130,7 +130,7 @@ class EdiClient:
 
 
 def _number(value: Any, field: str) -> int | float:
-    """A positive finite number (EDI takes fractional CPUs); integral values as int."""
+    """A positive finite number read from a profile EDI gave (``ncpus=0.5``); integral values as int."""
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value)
@@ -142,9 +142,10 @@ def _number(value: Any, field: str) -> int | float:
 def checked_settings(configs: Mapping[str, Any], locate: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Seed 000's resource configs plus EDI's ``task_batch_size`` and ``gpu``, checked, defaults filled in.
 
-    The metadata schema checks the shared keys (one rule for every target); EDI's own rules on top: at least one
-    kernel, whole seconds, a positive ``n_cpus`` (fractions allowed), ``gpu`` one of :data:`GPU_MODES` (it wins
-    over ``enable_gpus``). None values take the defaults. A key EDI cannot express is a BadInput naming it.
+    The metadata schema checks the shared keys (one rule for every target), ``n_cpus`` included: EDI takes it as
+    is, fractions too (``ncpus=0.5`` is EDI's own default for a kernel), so it is not rounded. EDI's own rules on
+    top: at least one kernel, whole seconds, ``gpu`` one of :data:`GPU_MODES` (it wins over ``enable_gpus``). None
+    values take the defaults. A key EDI cannot express is a BadInput naming it.
     """
     locate = locate or (lambda key: key)
     values = {key: value for key, value in configs.items() if value is not None}
@@ -152,11 +153,9 @@ def checked_settings(configs: Mapping[str, Any], locate: Callable[[str], str] | 
     if unknown:
         raise BadInput(f"is not a setting the EDI target maps (it maps: {', '.join(SECTION_OF)})",
                        field=locate(unknown[0]))
-    cpus = _number(values.pop("n_cpus", 1), locate("n_cpus"))
     batch = values.pop("task_batch_size", 1)
     gpu = values.pop("gpu", None)
     out = checked(ResourceConfigs, values, locate)
-    out["n_cpus"] = cpus
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise BadInput(f"must be a positive integer, not {batch!r}", field=locate("task_batch_size"))
     out["task_batch_size"] = batch

@@ -20,7 +20,7 @@ metadata:
 {LABELS}
 spec:
   {{{{- if not .Values.autoscaling.enabled }}}}
-  replicas: {{{{ .Values.replicaCount }}}}
+  replicas: {{{{ .Values.replicaCount | int }}}}
   {{{{- end }}}}
   selector:
     matchLabels:
@@ -35,7 +35,7 @@ spec:
         {{{{- toYaml .Values.imagePullSecrets | nindent 8 }}}}
       {{{{- end }}}}
       automountServiceAccountToken: false
-      terminationGracePeriodSeconds: {{{{ .Values.terminationGracePeriodSeconds }}}}
+      terminationGracePeriodSeconds: {{{{ .Values.terminationGracePeriodSeconds | int }}}}
       securityContext:
         runAsNonRoot: true
         runAsUser: {IMAGE_USER}
@@ -61,7 +61,7 @@ spec:
             {{{{- end }}}}
           ports:
             - name: http
-              containerPort: {{{{ .Values.service.targetPort }}}}
+              containerPort: {{{{ .Values.service.targetPort | int }}}}
               protocol: TCP
           env:
             - name: {PROFILE_ENV}
@@ -136,7 +136,7 @@ spec:
     app.kubernetes.io/name: {{{{ .Chart.Name }}}}
   ports:
     - name: http
-      port: {{{{ .Values.service.port }}}}
+      port: {{{{ .Values.service.port | int }}}}
       targetPort: http
       protocol: TCP
 """
@@ -192,18 +192,18 @@ spec:
     apiVersion: apps/v1
     kind: Deployment
     name: {{{{ .Chart.Name }}}}
-  minReplicas: {{{{ .Values.autoscaling.minReplicas }}}}
-  maxReplicas: {{{{ .Values.autoscaling.maxReplicas }}}}
+  minReplicas: {{{{ .Values.autoscaling.minReplicas | int }}}}
+  maxReplicas: {{{{ .Values.autoscaling.maxReplicas | int }}}}
   metrics:
     - type: Resource
       resource:
         name: cpu
         target:
           type: Utilization
-          averageUtilization: {{{{ .Values.autoscaling.targetCPUUtilizationPercentage }}}}
+          averageUtilization: {{{{ .Values.autoscaling.targetCPUUtilizationPercentage | int }}}}
   behavior:
     scaleDown:
-      stabilizationWindowSeconds: {{{{ .Values.autoscaling.scaleDownStabilizationSeconds }}}}
+      stabilizationWindowSeconds: {{{{ .Values.autoscaling.scaleDownStabilizationSeconds | int }}}}
     scaleUp:
       stabilizationWindowSeconds: 0
 {{{{- end }}}}
@@ -223,7 +223,7 @@ data:
 """
 
 NOTES = """\
-{{ .Chart.Name }} serves deployment {{ .Values.deployment.name }} on port {{ .Values.service.port }} of Service \
+{{ .Chart.Name }} serves deployment {{ .Values.deployment.name }} on port {{ .Values.service.port | int }} of Service \
 {{ .Chart.Name }}: POST /dlim/v1/inference/{{ .Values.deployment.name }}.
 {{- if .Values.customArgs.names }}
 Its custom args are read from Secret {{ .Values.customArgs.secretName }} (create it before the pods can start).

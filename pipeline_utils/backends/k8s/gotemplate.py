@@ -1,7 +1,7 @@
 """The subset of Helm's Go templates the exported chart uses, rendered in Python (Helm is not needed to read it).
 
 The chart's templates keep to: ``{{ .a.b }}`` and ``{{ $.a.b }}`` values, string and integer literals, the
-functions ``quote``, ``toYaml``, ``toJson``, ``nindent``, ``indent`` and ``not`` in pipelines, ``if``/``else``,
+functions ``quote``, ``toYaml``, ``toJson``, ``int``, ``nindent``, ``indent`` and ``not`` in pipelines, ``if``/``else``,
 ``range`` over lists and maps (sorted keys, as Go does), and the ``{{-``/``-}}`` whitespace trims. Anything else
 is an error here, so a template that strays from the subset fails the export's own rendering (and its tests)
 instead of rendering differently from Helm. ``manifests/`` of an export is this renderer's output.
@@ -10,6 +10,7 @@ instead of rendering differently from Helm. ``manifests/`` of an export is this 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import yaml
 
 ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
 TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+INTEGER = re.compile(r"[-+]?[0-9]+")
+GO_JSON_ESCAPES = {ord(char): f"\\u{ord(char):04x}" for char in "<>&\u2028\u2029"}
 
 
 class TemplateError(ValueError):
@@ -43,8 +46,22 @@ def to_yaml(value: Any) -> str:
 
 
 def to_json(value: Any) -> str:
-    """Helm's ``toJson``: compact JSON with sorted keys."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Helm's ``toJson`` (Go's json.Marshal): compact, sorted keys, UTF-8 kept, ``<``, ``>``, ``&``, U+2028 and U+2029
+    escaped as ``\\uXXXX``."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.translate(GO_JSON_ESCAPES)
+
+
+def to_int(value: Any) -> int:
+    """Sprig's ``int``: a number truncated toward zero, nil as 0. Helm holds every number of the values as a float,
+    which Go prints as ``1e+06`` from a million on, so the templates print integers through ``int``."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and INTEGER.fullmatch(value):
+        return int(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value)
+    raise TemplateError(f"int of {value!r}")
 
 
 def scalar(value: Any) -> str:
@@ -72,6 +89,7 @@ FUNCTIONS = {
     "quote": lambda value: json.dumps(scalar(value)),
     "toYaml": to_yaml,
     "toJson": to_json,
+    "int": to_int,
     "indent": _indent,
     "nindent": lambda spaces, text: "\n" + _indent(spaces, text),
     "not": lambda value: not truthy(value),

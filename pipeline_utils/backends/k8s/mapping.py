@@ -23,6 +23,8 @@ CPU_TARGET_PERCENT = 80
 """The HPA's average CPU utilisation target (the local runtime scales on queueing, which needs custom metrics)."""
 GRACE_SECONDS = 10
 """Added to task_execution_timeout for the pod's termination grace: in-flight requests finish on SIGTERM."""
+MILLICORES_PER_CPU = 1000
+"""A Kubernetes CPU quantity is at most as fine as one millicore (``1m``); finer ones cannot be expressed."""
 
 
 def configs_of(deployment: ExportedDeployment) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def configs_of(deployment: ExportedDeployment) -> dict[str, Any]:
             " stabilisation window may be",
             field=f"{prefix}.kernel_delay_release_time",
         )
+    cpu_quantity(configs["n_cpus"], f"{prefix}.n_cpus")
     if not deployment.name[0].isalpha():
         raise BadInput(f"{deployment.name!r}: a Kubernetes Service name must start with a letter", field="name")
     return configs
@@ -51,10 +54,26 @@ def pod_profile(configs: dict[str, Any]) -> dict[str, Any]:
     return {**configs, "kernel_min": 1, "kernel_max": 1}
 
 
+def cpu_quantity(n_cpus: float, field: str = "n_cpus") -> str:
+    """``n_cpus`` as a Kubernetes CPU quantity: whole CPUs as ``"2"``, fractions in millicores (0.5 -> ``"500m"``,
+    1.5 -> ``"1500m"``); a fraction finer than one millicore is a BadInput naming ``field``."""
+    if float(n_cpus).is_integer():
+        return str(int(n_cpus))
+    millicores = round(n_cpus * MILLICORES_PER_CPU)
+    if millicores < 1 or not math.isclose(n_cpus * MILLICORES_PER_CPU, millicores, rel_tol=0, abs_tol=1e-6):
+        raise BadInput(
+            f"{n_cpus} CPUs is finer than a Kubernetes CPU quantity can be: use whole millicores (multiples of 0.001)",
+            field=field,
+        )
+    return f"{millicores}m"
+
+
 def resources(configs: dict[str, Any]) -> dict[str, Any]:
-    """Container requests and limits: n_cpus CPUs, memory_allocation MiB for the kernel plus the runtime's share."""
-    requests = {"cpu": str(configs["n_cpus"]), "memory": f"{configs['memory_allocation']}Mi"}
-    limits = {"cpu": str(configs["n_cpus"]), "memory": f"{configs['memory_allocation'] + RUNTIME_MEMORY_MB}Mi"}
+    """Container requests and limits: n_cpus CPUs (see :func:`cpu_quantity`), memory_allocation MiB for the kernel
+    plus the runtime's share."""
+    cpu = cpu_quantity(configs["n_cpus"])
+    requests = {"cpu": cpu, "memory": f"{configs['memory_allocation']}Mi"}
+    limits = {"cpu": cpu, "memory": f"{configs['memory_allocation'] + RUNTIME_MEMORY_MB}Mi"}
     if configs["enable_gpus"]:
         limits["nvidia.com/gpu"] = 1
     return {"requests": requests, "limits": limits}

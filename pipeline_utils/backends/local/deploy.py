@@ -148,10 +148,18 @@ class LocalTarget(DeploymentTarget):
         self.client.delete_endpoint(name)
 
     def set_traffic(
-        self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+        self,
+        endpoint: str,
+        traffic: Mapping[str, int],
+        mirror: Mapping[str, int] | None = None,
+        *,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
-        """Replace the split in the runtime, which checks every rule and stores it before routing by it."""
-        return self.client.set_traffic(endpoint, dict(traffic), dict(mirror or {}))
+        """Replace the split in the runtime, which checks the revision and every rule and stores it before routing
+        by it."""
+        return self.client.set_traffic(
+            endpoint, dict(traffic), dict(mirror or {}), expected_revision=expected_revision
+        )
 
     def attach(self, endpoint: str, deployment: str) -> dict[str, Any]:
         """Attach a deployment at 0 %."""

@@ -7,7 +7,6 @@ Custom-arg values never appear here: the config (``runtime_env`` included) is ec
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -31,26 +30,16 @@ RESOURCE_KEYS = ("n_cpus", "memory_allocation", "enable_gpus")
 KEPT_INSTANCE_OPTIONS = ("proxy_location", "http_options", "grpc_options", "target_capacity")
 
 
-def _cpus(value: Any) -> float:
-    """``n_cpus`` as Ray takes it: a positive number, fractions allowed (0.5 puts two replicas on one CPU)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise BadInput(f"must be a positive number of CPUs (fractions such as 0.5 allowed), not {value!r}",
-                       field="n_cpus")
-    return float(value)
-
-
 def checked_profile(resource_configs: dict[str, Any] | None) -> dict[str, Any]:
-    """Seed 000's resource configs checked as the metadata schema does, except that ``n_cpus`` may be fractional;
-    None values take the defaults. A setting this target cannot express is a BadInput naming it."""
+    """Seed 000's resource configs checked by the metadata schema (a fractional ``n_cpus`` is kept as is: two
+    replicas of 0.5 share one CPU); None values take the defaults. A setting this target cannot express is a
+    BadInput naming it."""
     configs = {key: value for key, value in (resource_configs or {}).items() if value is not None}
     unknown = sorted(set(configs) - set(ResourceConfigs.model_fields))
     if unknown:
         known = ", ".join(ResourceConfigs.model_fields)
         raise BadInput(f"is not a setting the ray target can express (it maps: {known})", field=unknown[0])
-    cpus = _cpus(configs.pop("n_cpus", 1))
-    profile = checked(ResourceConfigs, configs, lambda key: key)
-    profile["n_cpus"] = int(cpus) if cpus.is_integer() else cpus
-    return profile
+    return checked(ResourceConfigs, configs, lambda key: key)
 
 
 def sections(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -84,12 +73,12 @@ def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:
     """The kernel policy and resources as Serve deployment options (one replica = one kernel).
 
     kernel_min/kernel_max bound the replicas (0 scales to zero), kernel_delay_release_time is the downscale delay,
-    queueing drives upscaling (a target of one ongoing request per replica, a short upscale delay), n_cpus,
-    memory_allocation (MB, as bytes) and enable_gpus are reserved per replica. A replica takes up to
-    KERNEL_MAX_ONGOING_REQUESTS requests and queues them itself in front of its kernel, which runs one task at a
-    time: Serve's proxy then hands requests over at once instead of retrying full replicas with backoff. Health
-    is checked every HEALTH_CHECK_PERIOD_S, so a replica stuck in a timed-out task is replaced within seconds (Serve
-    acts after 3 failed checks). The graceful shutdown waits out a task in flight.
+    queueing drives upscaling (a target of one ongoing request per replica, a short upscale delay), n_cpus (as
+    given, fractions included), memory_allocation (MB, as bytes) and enable_gpus are reserved per replica. A
+    replica takes up to KERNEL_MAX_ONGOING_REQUESTS requests and queues them itself in front of its kernel, which
+    runs one task at a time: Serve's proxy then hands requests over at once instead of retrying full replicas with
+    backoff. Health is checked every HEALTH_CHECK_PERIOD_S, so a replica stuck in a timed-out task is replaced
+    within seconds (Serve acts after 3 failed checks). The graceful shutdown waits out a task in flight.
     """
     return {
         "name": INGRESS,

@@ -3,13 +3,17 @@ deployments' applications, with the local runtime's rules (``check_split``) and 
 
 The endpoint's attachments and split are stored under ``$MLOPS_HOME/deployments/ray-endpoints`` and applied, like
 the deployments, by GET-merge-PUT of the cluster's config (the split is the router's ``user_config``, so a new split
-reconfigures the running router in place). A change is applied to the cluster, then stored.
+reconfigures the running router in place). A change is applied to the cluster, then stored. Changes to endpoints are
+made one at a time across processes (an exclusive lock on that folder's ``.lock``), from reading the record to
+storing it, so that a change with an expected revision is compare-and-set.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -17,7 +21,14 @@ import httpx
 from pipeline_utils.backends.ray import config as serve_config
 from pipeline_utils.backends.ray.package import project_package
 from pipeline_utils.backends.ray.records import Records
-from pipeline_utils.deploy.traffic import PIN_HEADERS, SERVED_HEADERS, Endpoint, check_endpoint_name, check_split
+from pipeline_utils.deploy.traffic import (
+    PIN_HEADERS,
+    SERVED_HEADERS,
+    Endpoint,
+    check_endpoint_name,
+    check_revision,
+    check_split,
+)
 from pipeline_utils.errors import BadInput, Conflict, NotFound, Unavailable
 
 POLL_S = 0.25
@@ -30,14 +41,24 @@ class EndpointMethods:
 
     @property
     def endpoint_records(self) -> Records:
-        """One JSON file per endpoint: name, attached deployments, traffic and mirror maps."""
+        """One JSON file per endpoint: name, attached deployments, traffic and mirror maps, revision."""
         return Records(self.home / "deployments" / "ray-endpoints", kind="endpoint", field="endpoint")
 
     # -- helpers ------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the endpoints' lock while one change is read, checked, applied and stored (not reentrant)."""
+        folder = self.endpoint_records.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def _endpoint(self, name: str) -> Endpoint:
         record = self.endpoint_records.read(name)
-        return Endpoint(record["name"], record["deployments"], record["traffic"], record["mirror"])
+        return Endpoint(record["name"], record["deployments"], record["traffic"], record["mirror"],
+                        record.get("revision", 1))
 
     def _statuses(self, names: Sequence[str]) -> dict[str, str]:
         """Each deployment's status as list/get show it ("missing" when the target has no such deployment)."""
@@ -101,32 +122,34 @@ class EndpointMethods:
 
     def release(self, deployment: str) -> None:
         """Before a deployment is deleted: refuse while an endpoint sends it traffic, else detach it everywhere."""
-        endpoints = [self._endpoint(name) for name in self.endpoint_records.names()]
-        holders = [endpoint.name for endpoint in endpoints if endpoint.live(deployment)]
-        if holders:
-            raise Conflict(
-                f"endpoint {', '.join(holders)} sends {deployment!r} traffic; move it away first", field="name"
-            )
-        attached = [
-            endpoint.with_deployments([d for d in endpoint.deployments if d != deployment])
-            for endpoint in endpoints if deployment in endpoint.deployments
-        ]
-        if attached:
-            self._store(attached)
+        with self._changing():
+            endpoints = [self._endpoint(name) for name in self.endpoint_records.names()]
+            holders = [endpoint.name for endpoint in endpoints if endpoint.live(deployment)]
+            if holders:
+                raise Conflict(
+                    f"endpoint {', '.join(holders)} sends {deployment!r} traffic; move it away first", field="name"
+                )
+            attached = [
+                endpoint.with_deployments([d for d in endpoint.deployments if d != deployment])
+                for endpoint in endpoints if deployment in endpoint.deployments
+            ]
+            if attached:
+                self._store(attached)
 
     # -- the contract (see DeploymentTarget) ----------------------------------------------------------------
 
     def create_endpoint(self, name: str, deployments: Sequence[str] = ()) -> dict[str, Any]:
         """Apply a router for ``name`` with ``deployments`` attached at 0 % (it answers 503 until a split is set)."""
         check_endpoint_name(name)
-        if self.endpoint_records.exists(name):
-            raise Conflict(f"an endpoint named {name!r} already exists", field="name")
         if isinstance(deployments, str) or not isinstance(deployments, Sequence):
             raise BadInput("must be a list of deployment names", field="deployments")
-        for deployment in deployments:
-            self._existing(deployment, "deployments")
-        endpoint = Endpoint(name, list(dict.fromkeys(deployments)), {}, {})
-        self._store([endpoint])
+        with self._changing():
+            if self.endpoint_records.exists(name):
+                raise Conflict(f"an endpoint named {name!r} already exists", field="name")
+            for deployment in deployments:
+                self._existing(deployment, "deployments")
+            endpoint = Endpoint(name, list(dict.fromkeys(deployments)), {}, {})
+            self._store([endpoint])
         return self._view(endpoint)
 
     def list_endpoints(self) -> list[dict[str, Any]]:
@@ -141,42 +164,52 @@ class EndpointMethods:
 
     def delete_endpoint(self, name: str) -> None:
         """Remove the endpoint's router from the cluster and forget it; its deployments keep serving."""
-        self.endpoint_records.read(name)
-        self._store([], drop=[name])
+        with self._changing():
+            self.endpoint_records.read(name)
+            self._store([], drop=[name])
 
     def set_traffic(
-        self, endpoint: str, traffic: Mapping[str, int], mirror: Mapping[str, int] | None = None
+        self,
+        endpoint: str,
+        traffic: Mapping[str, int],
+        mirror: Mapping[str, int] | None = None,
+        *,
+        expected_revision: int | None = None,
     ) -> dict[str, Any]:
-        """Replace the split whole once every rule holds; the running router takes it without a restart."""
-        current = self._endpoint(endpoint)
-        named = [*(traffic or {}), *(mirror or {})] if isinstance(traffic, Mapping) else []
-        statuses = self._statuses([name for name in dict.fromkeys(named) if isinstance(name, str)])
-        weights, mirrors = check_split(
-            traffic, mirror, lambda name: statuses.get(name, "missing") != "missing", lambda name: statuses[name]
-        )
-        updated = current.with_split(weights, mirrors)
-        self._store([updated])
+        """Replace the split whole once the revision (when expected) and every rule hold; the running router takes
+        it without a restart."""
+        with self._changing():
+            current = self._endpoint(endpoint)
+            check_revision(current, expected_revision)
+            named = [*(traffic or {}), *(mirror or {})] if isinstance(traffic, Mapping) else []
+            statuses = self._statuses([name for name in dict.fromkeys(named) if isinstance(name, str)])
+            weights, mirrors = check_split(
+                traffic, mirror, lambda name: statuses.get(name, "missing") != "missing", lambda name: statuses[name]
+            )
+            updated = current.with_split(weights, mirrors)
+            self._store([updated])
         return self._view(updated)
 
     def attach(self, endpoint: str, deployment: str) -> dict[str, Any]:
         """Attach a deployment at 0 % (reachable with a pin header)."""
-        current = self._endpoint(endpoint)
-        self._existing(deployment, "deployment")
-        updated = current.with_deployments(list(dict.fromkeys([*current.deployments, deployment])))
-        self._store([updated])
+        with self._changing():
+            current = self._endpoint(endpoint)
+            self._existing(deployment, "deployment")
+            updated = current.with_deployments(list(dict.fromkeys([*current.deployments, deployment])))
+            self._store([updated])
         return self._view(updated)
 
     def detach(self, endpoint: str, deployment: str) -> dict[str, Any]:
         """Detach a deployment that takes no live or mirrored traffic on the endpoint."""
-        current = self._endpoint(endpoint)
-        if deployment not in current.deployments:
-            raise NotFound(f"{deployment!r} is not a deployment of endpoint {endpoint!r}", field="deployment")
-        if current.live(deployment):
-            raise Conflict(
-                f"{deployment!r} takes traffic on endpoint {endpoint!r}; set its weight to 0 first", field="deployment"
-            )
-        updated = current.with_deployments([d for d in current.deployments if d != deployment])
-        self._store([updated])
+        with self._changing():
+            current = self._endpoint(endpoint)
+            if deployment not in current.deployments:
+                raise NotFound(f"{deployment!r} is not a deployment of endpoint {endpoint!r}", field="deployment")
+            if current.live(deployment):
+                raise Conflict(f"{deployment!r} takes traffic on endpoint {endpoint!r}; set its weight to 0 first",
+                               field="deployment")
+            updated = current.with_deployments([d for d in current.deployments if d != deployment])
+            self._store([updated])
         return self._view(updated)
 
     def endpoint_url(self, name: str) -> str:

@@ -245,7 +245,7 @@ class RuntimeClient:
         return self._call("POST", "/admin/endpoints", {"name": name, "deployments": list(deployments or [])})
 
     def list_endpoints(self) -> list[dict[str, Any]]:
-        """Every endpoint with its URL, attached deployments, traffic and mirror maps and deployment statuses."""
+        """Every endpoint with its URL, attached deployments, traffic and mirror maps, revision and statuses."""
         return self._call("GET", "/admin/endpoints")
 
     def get_endpoint(self, name: str) -> dict[str, Any]:
@@ -256,9 +256,20 @@ class RuntimeClient:
         """Remove an endpoint (its deployments stay)."""
         return self._call("DELETE", f"/admin/endpoints/{name}")
 
-    def set_traffic(self, name: str, traffic: dict[str, int], mirror: dict[str, int] | None = None) -> dict[str, Any]:
-        """Replace the endpoint's split whole: integer weights summing to 100, an optional mirror (atomic)."""
-        return self._call("PUT", f"/admin/endpoints/{name}/traffic", {"traffic": traffic, "mirror": mirror or {}})
+    def set_traffic(
+        self,
+        name: str,
+        traffic: dict[str, int],
+        mirror: dict[str, int] | None = None,
+        *,
+        expected_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Replace the endpoint's split whole: integer weights summing to 100, an optional mirror (atomic).
+
+        With ``expected_revision``, only while the endpoint is at that revision (Conflict otherwise).
+        """
+        body = {"traffic": traffic, "mirror": mirror or {}, "expected_revision": expected_revision}
+        return self._call("PUT", f"/admin/endpoints/{name}/traffic", body)
 
     def attach(self, name: str, deployment: str) -> dict[str, Any]:
         """Attach a deployment to the endpoint at 0 % (reachable with a pin header)."""

@@ -3,9 +3,10 @@
 ``POST /endpoints/<name>`` is routed to one of the endpoint's deployments (:mod:`endpoints` has the rules and
 the router) and answered as that deployment's own inference URL answers, with ``x-mlops-deployment`` and
 ``azureml-model-deployment`` naming the deployment that served it. Admin routes, under ``/admin/endpoints``:
-``GET`` (list), ``POST`` (create), ``GET|DELETE /<name>``, ``PUT /<name>/traffic`` (the whole split),
-``POST /<name>/attach`` and ``POST /<name>/detach``. Every change is stored before it is answered, so the
-split survives a daemon restart.
+``GET`` (list), ``POST`` (create), ``GET|DELETE /<name>``, ``PUT /<name>/traffic`` (the whole split; with
+``expected_revision`` only if the endpoint is still at that revision), ``POST /<name>/attach`` and
+``POST /<name>/detach``. Every change is stored before it is answered, so the split and its revision survive a
+daemon restart; a change is checked and stored without yielding to the event loop, so compare-and-set is atomic.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipeline_utils.deploy.traffic import (
     SERVED_HEADERS,
     Endpoint,
     check_endpoint_name,
+    check_revision,
     check_split,
 )
 from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady
@@ -42,7 +44,7 @@ class EndpointService:
         """Load the stored endpoints (their splits as they were last set)."""
         for record in records.all_endpoints():
             self.endpoints[record["name"]] = Endpoint(
-                record["name"], record["deployments"], record["traffic"], record["mirror"]
+                record["name"], record["deployments"], record["traffic"], record["mirror"], record["revision"]
             )
 
     def url(self, name: str) -> str:
@@ -127,7 +129,8 @@ class EndpointService:
         return self.view(self._replace(Endpoint(name, list(dict.fromkeys(deployments)), {}, {})))
 
     def set_split(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        """Replace the traffic and mirror maps whole, once every rule holds."""
+        """Replace the traffic and mirror maps whole, once every rule holds (the expected revision first)."""
+        check_revision(endpoint, body.get("expected_revision"))
         pools = self.runtime.pools
         traffic, mirror = check_split(
             body.get("traffic"), body.get("mirror"), pools.__contains__, lambda name: pools[name].status()

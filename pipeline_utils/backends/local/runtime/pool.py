@@ -23,6 +23,7 @@ from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.payloadlog import PayloadLog
 from pipeline_utils.backends.local.runtime.procs import KernelHandle, Zygote
 from pipeline_utils.backends.local.runtime.profile import with_defaults
+from pipeline_utils.config.schema import whole_cpus
 from pipeline_utils.kernels import ipc
 
 MAX_QUEUE = 10_000
@@ -404,13 +405,18 @@ class Pool:
     def log_path(self, pod: str) -> Path:
         return self.home / "runtime" / "logs" / self.name / f"{pod}.log"
 
+    def _whole_cpus(self) -> int:
+        """``n_cpus`` in whole CPUs: CPU affinity pins a kernel to whole CPUs, so a fraction rounds up (0.5 -> 1,
+        1.5 -> 2); the kernel's BLAS threads follow the same count."""
+        return whole_cpus(self.profile["resource"]["n_cpus"])
+
     def _cpus(self, pod: str) -> list[int]:
-        """The CPUs kernel ``pod`` is pinned to: the daemon-wide least loaded ones."""
-        return self.cpus.take(pod, int(self.profile["resource"]["n_cpus"]))
+        """The CPUs kernel ``pod`` is pinned to: the daemon-wide least loaded ones, as many as :meth:`_whole_cpus`."""
+        return self.cpus.take(pod, self._whole_cpus())
 
     def kernel_env(self, pod: str) -> dict[str, str]:
         """What a kernel sets in its environment after the fork (custom-arg values included: never an exec env)."""
-        threads = str(max(1, int(self.profile["resource"]["n_cpus"])))
+        threads = str(self._whole_cpus())
         return {
             **self.settings,
             **(self.secrets or {}),

@@ -1,5 +1,5 @@
 """Deployment and endpoint records in the state database: what to serve, whether it should be running, and
-which endpoint sends how much traffic where.
+which endpoint sends how much traffic where, at which revision.
 
 Only custom-arg NAMES are stored; their values stay in memory (the daemon's and its supervisor's). Kernel
 settings are plain values and are stored whole.
@@ -36,6 +36,7 @@ store.register_schema(
         deployments TEXT NOT NULL,
         traffic TEXT NOT NULL,
         mirror TEXT NOT NULL,
+        revision INTEGER NOT NULL DEFAULT 1,
         updated_at REAL NOT NULL
     );
     """,
@@ -46,15 +47,21 @@ JSON_FIELDS = ("profile", "custom_arg_names", "settings")
 _migrated: set[str] = set()
 
 
+ADDED_COLUMNS = (
+    ("runtime_deployments", "settings", "TEXT NOT NULL DEFAULT '{}'"),
+    ("runtime_endpoints", "revision", "INTEGER NOT NULL DEFAULT 1"),
+)
+
+
 def _connect() -> sqlite3.Connection:
     """A connection to the state database, with columns added since the table was first made."""
     conn = store.connect()
     path = str(store.db_path())
     if path not in _migrated:
-        columns = {row["name"] for row in conn.execute("PRAGMA table_info(runtime_deployments)")}
-        if "settings" not in columns:
-            with contextlib.suppress(sqlite3.OperationalError):
-                conn.execute("ALTER TABLE runtime_deployments ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         _migrated.add(path)
     return conn
 
@@ -129,14 +136,19 @@ ENDPOINT_FIELDS = ("deployments", "traffic", "mirror")
 
 
 def save_endpoint(record: dict[str, Any]) -> None:
-    """Store an endpoint whole (attached deployments, traffic and mirror maps) in one transaction."""
+    """Store an endpoint whole (attached deployments, traffic and mirror maps, revision) in one transaction."""
     conn = _connect()
     try:
         with store.transaction(conn):
             conn.execute(
-                "INSERT OR REPLACE INTO runtime_endpoints (name, deployments, traffic, mirror, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (record["name"], *(json.dumps(record[field]) for field in ENDPOINT_FIELDS), time.time()),
+                "INSERT OR REPLACE INTO runtime_endpoints (name, deployments, traffic, mirror, revision, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record["name"],
+                    *(json.dumps(record[field]) for field in ENDPOINT_FIELDS),
+                    int(record["revision"]),
+                    time.time(),
+                ),
             )
     finally:
         conn.close()
@@ -153,10 +165,13 @@ def delete_endpoint(name: str) -> None:
 
 
 def all_endpoints() -> list[dict[str, Any]]:
-    """Every endpoint record, by name."""
+    """Every endpoint record, by name, with its revision."""
     conn = _connect()
     try:
         rows = conn.execute("SELECT * FROM runtime_endpoints ORDER BY name").fetchall()
     finally:
         conn.close()
-    return [{"name": row["name"], **{field: json.loads(row[field]) for field in ENDPOINT_FIELDS}} for row in rows]
+    return [
+        {"name": row["name"], **{f: json.loads(row[f]) for f in ENDPOINT_FIELDS}, "revision": row["revision"]}
+        for row in rows
+    ]
