@@ -2,6 +2,9 @@
 
 Every problem is one BadInput (or NotFound) naming the field, e.g.
 ``openscale_custom_metric_provider.segmentation_metrics.dir_gt: folder 'eval/gt' not found on volume 'V'``.
+A definition may declare, as attributes of its function, ``config_model`` (a subclass of ``MonitorConfig``
+with the keys it reads beyond the schema's, validated here) and ``reads_folders = False`` (its ``dir_gt`` and
+``dir_pred`` are not looked for on the volume). A drift monitor's reference asset must exist in the space.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline_utils.errors import BadInput, NotFound, PipelineError
+from pipeline_utils.errors import BadInput, Conflict, NotFound, PipelineError
 from pipeline_utils.monitor import definitions
-from pipeline_utils.monitor.config import MonitorConfig, monitor_field, parse_monitor_config
+from pipeline_utils.monitor.config import DriftConfig, MonitorConfig, monitor_field, parse_monitor_config
 from pipeline_utils.volumes import StorageVolumes, Volume, check_volume_name, clean_path, get_volumes
 
 
@@ -34,6 +37,9 @@ def check_definition(monitor_id: str, raw: Any) -> tuple[MonitorConfig, definiti
     """Check what needs no volume: the schema, the definition the id maps to, its metrics and extra keys."""
     config = parse_monitor_config(monitor_id, raw)
     definition = definitions.resolve(monitor_id, raw)
+    model = getattr(definition.function, "config_model", None)
+    if isinstance(model, type) and issubclass(model, MonitorConfig):
+        config = parse_monitor_config(monitor_id, raw, model)
     if definition.builtin and config.extra_keys:
         key = config.extra_keys[0]
         raise BadInput(
@@ -80,6 +86,29 @@ def check_monitor(monitor_id: str, raw: Any, volumes: StorageVolumes | None = No
     if not volumes.exists(name):
         raise NotFound(f"unknown volume {name!r}", field=monitor_field(monitor_id, "volume_display_name"))
     volume = volumes.volume(name)
+    if isinstance(config, DriftConfig):
+        check_reference(monitor_id, config)
+    if getattr(definition.function, "reads_folders", True):
+        _check_folders(monitor_id, config, volume)
+    return CheckedMonitor(monitor_id, config, definition, volume)
+
+
+def check_reference(monitor_id: str, config: DriftConfig) -> None:
+    """A drift monitor's reference asset (and version) must be in the configured space; reads it, changes nothing."""
+    from pipeline_utils.backends import get_space
+
+    key = "reference_asset"
+    try:
+        asset = get_space().get_asset(config.reference_asset)
+        if config.reference_version is not None:
+            key = "reference_version"
+            asset.at_version(config.reference_version)
+    except (NotFound, Conflict) as exc:
+        raise type(exc)(_problem(exc), field=monitor_field(monitor_id, key)) from None
+
+
+def _check_folders(monitor_id: str, config: MonitorConfig, volume: Volume) -> None:
+    name = volume.name
     for key in ("dir_gt", "dir_pred"):
         field = monitor_field(monitor_id, key)
         try:
@@ -90,4 +119,3 @@ def check_monitor(monitor_id: str, raw: Any, volumes: StorageVolumes | None = No
         raise NotFound(
             f"folder {config.dir_gt!r} not found on volume {name!r}", field=monitor_field(monitor_id, "dir_gt")
         )
-    return CheckedMonitor(monitor_id, config, definition, volume)

@@ -1,6 +1,7 @@
 """Monitor definitions: the functions that turn a monitor's configuration and its volume into metrics.
 
-Built in: ``segmentation_metrics`` and ``generic_metrics``. A monitor id maps to a definition by name,
+Built in: ``segmentation_metrics``, ``generic_metrics`` and ``drift_metrics`` (the payload log against a
+reference data set: :mod:`~pipeline_utils.monitor.drift_monitor`). A monitor id maps to a definition by name,
 also with a suffix: ``segmentation_metrics_v22`` -> ``segmentation_metrics`` (the longest matching name
 wins). Users add their own definition, without editing the project, in either of two ways:
 
@@ -36,6 +37,7 @@ from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput
 from pipeline_utils.monitor import files, masks, payload
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
+from pipeline_utils.monitor.drift_monitor import drift_metrics
 from pipeline_utils.volumes import Volume, as_volume, clean_path
 
 MetricFunction = Callable[[dict, Volume], Mapping[str, float]]
@@ -144,6 +146,7 @@ generic_metrics.metrics = frozenset(  # type: ignore[attr-defined]
 BUILTIN: dict[str, MetricFunction] = {
     "segmentation_metrics": segmentation_metrics,
     "generic_metrics": generic_metrics,
+    "drift_metrics": drift_metrics,
 }
 
 
