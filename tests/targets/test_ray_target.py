@@ -3,7 +3,8 @@
 1. Against a fake of Ray's dashboard REST API: a real HTTP server process on 127.0.0.1 (this file run as a script,
    its settings read from stdin), which also plays Serve's proxy for the custom-args hand-over.
 2. The Serve application (app.py) in Ray's in-process testing mode, answering the examples like the local runtime.
-3. End to end on a real single-node cluster that the test starts and stops itself (slow).
+3. End to end on a real single-node cluster that the tests start and stop themselves, one for the module (slow):
+   the iris EDI kernel and the estimator, one request each; a deployment scaling from one to two kernels under load.
 """
 
 from __future__ import annotations
@@ -883,15 +884,15 @@ def test_a_task_whose_caller_went_away_keeps_the_kernel_until_it_ends_and_the_ne
 
 # -- 3. end to end on a real single-node cluster ----------------------------------------------------------------
 
-@pytest.fixture
-def ray_cluster(tmp_path: Path):
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A single-node cluster with its dashboard, on loopback ports of its own, in its own session and temp dir,
-    ended by its process group's id (localcluster.py). Yields the environment the target reads, with a HOME of its
-    own (the token file goes there)."""
+    ended by its process group's id (localcluster.py); one for the module, so the tests below share it (2 cores).
+    Yields the environment the target reads, with a HOME of its own (the token file goes there)."""
     pytest.importorskip("ray.serve", reason="the ray extra (requirements-ray.txt) is not installed")
     from pipeline_utils.backends.ray.localcluster import single_node_cluster
 
-    with single_node_cluster(tmp_path) as environ:
+    with single_node_cluster(tmp_path_factory.mktemp("ray-cluster")) as environ:
         yield environ
 
 
@@ -901,7 +902,7 @@ def test_real_cluster_serves_the_iris_kernel_and_the_estimator_with_custom_args(
 ):
     from pipeline_utils.backends.ray.target import RayServeTarget
 
-    figures = {"cluster start-up to REST answering (s)": ray_cluster.pop("startup_s")}
+    figures = {"cluster start-up to REST answering (s)": ray_cluster["startup_s"]}
     target = RayServeTarget.from_environment(ray_cluster)
     policy = {"n_cpus": 0.5, "memory_allocation": 256, "kernel_min": 1, "kernel_max": 2,
               "kernel_delay_release_time": 5, "task_execution_timeout": 30}
@@ -949,6 +950,80 @@ def test_real_cluster_serves_the_iris_kernel_and_the_estimator_with_custom_args(
     target.delete("sklearn-classifier")
     assert target.rest.serve_details()["applications"] == {}
     print("\nray figures:", json.dumps(figures, indent=1))
+
+
+LOAD_THREADS = 6
+SCALE_UP_WAIT_S = 60.0
+SLEEPING_SCRIPT = """
+import os
+import time
+
+def init():
+    pass
+
+def run(raw_data):
+    time.sleep(float(raw_data or 0))
+    return {"pid": os.getpid()}
+"""
+
+
+def kernel_replicas(target: Any, name: str) -> list[str]:
+    """The states of deployment ``name``'s replicas, as Serve's REST API (GET /api/serve/applications/) has them."""
+    app = target.rest.serve_details()["applications"][name]
+    return [replica["state"] for replica in app["deployments"]["Kernel"]["replicas"]]
+
+
+@pytest.mark.slow
+def test_real_cluster_scales_a_deployment_from_one_to_two_kernels_under_load(ray_cluster, tmp_path):
+    """kernel_min 1, kernel_max 2: LOAD_THREADS callers of a task that sleeps 0.5 s keep several requests ongoing on
+    the one replica (config.py targets one per replica), so Serve's autoscaler adds a second, which answers too."""
+    from pipeline_utils.backends.ray.target import RayServeTarget
+
+    folder = tmp_path / "sleeping"
+    folder.mkdir()
+    (folder / "score.py").write_text(SLEEPING_SCRIPT)
+    target = RayServeTarget.from_environment(ray_cluster)
+    policy = {"n_cpus": 0.5, "memory_allocation": 128, "kernel_min": 1, "kernel_max": 2,
+              "kernel_delay_release_time": 60, "task_execution_timeout": 30}
+    target.create("sleeping", folder, policy)
+    target.wait_ready("sleeping", timeout=180)
+    assert kernel_replicas(target, "sleeping") == ["RUNNING"]
+
+    stop = threading.Event()
+    answers: list[tuple[int, Any]] = []
+    replica_counts: list[int] = []
+
+    def send() -> None:
+        while not stop.is_set():
+            answers.append(target.predict("sleeping", 0.5, timeout=60))
+
+    def pids() -> set[Any]:
+        return {answer.get("pid") for _, answer in list(answers) if isinstance(answer, dict)}
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(LOAD_THREADS) as pool:
+        senders = [pool.submit(send) for _ in range(LOAD_THREADS)]
+        try:
+            deadline = time.monotonic() + SCALE_UP_WAIT_S
+            while time.monotonic() < deadline and (not replica_counts or replica_counts[-1] < 2):
+                replica_counts.append(kernel_replicas(target, "sleeping").count("RUNNING"))
+                time.sleep(0.5)
+            scaled_s = time.perf_counter() - started
+            while time.monotonic() < deadline and len(pids()) < 2:
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.result()
+    print(f"\nscale-up under load: 2 kernels running after {scaled_s:.1f} s, {len(answers)} requests in "
+          f"{time.perf_counter() - started:.1f} s")
+    assert replica_counts[-1] == 2 and max(replica_counts) == 2, replica_counts
+    assert kernel_replicas(target, "sleeping") == ["RUNNING", "RUNNING"]
+    assert target.get("sleeping")["kernels"] == 2
+    assert {status for status, _ in answers} == {200}
+    assert len(pids()) == 2
+    target.delete("sleeping")
+    assert "sleeping" not in target.rest.serve_details()["applications"]
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["fake"]:

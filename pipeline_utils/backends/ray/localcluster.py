@@ -24,12 +24,17 @@ PORT_OPTIONS = ("port", "dashboard-port", "node-manager-port", "object-manager-p
 
 
 
+STOP_GRACE_S = 5.0
+"""Seconds between SIGTERM and SIGKILL: ``ray start --block`` keeps part of the cluster up about 30 s after SIGTERM,
+and a cluster this module starts is disposable (its files live in its own temporary folder)."""
+
+
 def _stop(proc: subprocess.Popen) -> None:
-    """End the cluster's process group: SIGTERM, then SIGKILL after 30 s."""
+    """End the cluster's process group: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=STOP_GRACE_S)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
