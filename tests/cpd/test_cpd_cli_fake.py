@@ -11,6 +11,7 @@ import pytest
 
 from pipeline_utils.netutil import free_port
 from tests.conftest import run_cli
+from tests.cpd.helpers import files_holding
 from tests.fakes.cpd import running_fake_cpd
 
 pytest.importorskip("ibm_watsonx_ai", reason="the cpd extra (requirements-cpd.txt) is not installed")
@@ -65,11 +66,7 @@ def test_fake_cpd_stage_space_config_deploy_and_train_commands(tmp_path: Path, m
         logs = cli("train", "logs", job["job_id"])
         assert logs.returncode == 0 and "token ********" in logs.stdout and SECRET not in logs.stdout
 
-        for folder in (mlops_home, fake.state_dir):
-            for path in folder.rglob("*"):
-                if path.is_file():
-                    assert fake.api_key.encode() not in path.read_bytes(), path
-                    assert SECRET.encode() not in path.read_bytes(), path
+        assert files_holding([mlops_home, fake.state_dir], fake.api_key, SECRET) == []
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from pipeline_utils.backends.cpd.settings import CpdSettings
 from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
 from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady, Unavailable
 from pipeline_utils.space.folders import zip_folder
+from tests.cpd.helpers import files_holding
 from tests.fakes.cpd import SPACE_ID, FakeCpd
 
 pytestmark = pytest.mark.slow
@@ -105,20 +106,6 @@ def test_fake_edi_lifecycle_maps_the_profile_serves_and_cycles_updates(fake_cpd:
         target.get(name)
 
 
-def _files_holding(roots: list[Path], secret: str) -> list[str]:
-    """Files under ``roots`` holding ``secret``, looking inside tar archives too."""
-    found = []
-    for root in roots:
-        for path in (p for p in root.rglob("*") if p.is_file()):
-            data = path.read_bytes()
-            if path.name.endswith(".tar.gz"):
-                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                    data = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
-            if secret.encode() in data:
-                found.append(str(path))
-    return found
-
-
 def test_fake_edi_custom_args_reach_the_kernel_through_the_profile_only(
     fake_cpd: FakeCpd, tmp_path: Path, mlops_home: Path
 ) -> None:
@@ -140,7 +127,7 @@ def test_fake_edi_custom_args_reach_the_kernel_through_the_profile_only(
         spec = json.loads(tar.extractfile("model.json").read())
         assert ENTRY_KERNEL in tar.getnames()
     assert spec["kernel_path"] == ENTRY_KERNEL and spec["mk_environments"] == [{"name": "THREADS", "value": "2"}]
-    assert _files_holding([fake_cpd.state_dir, mlops_home, folder], SECRET) == []
+    assert files_holding([fake_cpd.state_dir, mlops_home, folder], SECRET) == []
     command_lines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
     assert not any(SECRET.encode() in line for line in command_lines)
 

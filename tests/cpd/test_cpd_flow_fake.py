@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.cpd.helpers import files_holding
 from tests.fakes.cpd import running_fake_cpd
 
 pytest.importorskip("ibm_watsonx_ai", reason="the cpd extra (requirements-cpd.txt) is not installed")
@@ -19,10 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DRAFT = ROOT / "examples" / "ihc" / "deployment_metadata.draft.yml"
 NAME = "ihc-segmentation"
 pytestmark = pytest.mark.slow
-
-
-def _files_containing(folder: Path, secret: str) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
 def test_fake_cpd_whole_flow_and_commands(tmp_path: Path, mlops_home: Path) -> None:
@@ -74,5 +71,4 @@ def test_fake_cpd_whole_flow_and_commands(tmp_path: Path, mlops_home: Path) -> N
         assert json.loads(cli("deploy", "list", "--json").stdout) == []
         assert json.loads(cli("monitor", "list", "--json").stdout) == []
 
-        for folder in (mlops_home, fake.state_dir):
-            assert _files_containing(folder, fake.api_key) == []
+        assert files_holding([mlops_home, fake.state_dir], fake.api_key) == []

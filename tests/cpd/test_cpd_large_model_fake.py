@@ -3,7 +3,6 @@ downloads the pinned version when it starts, through the stdlib-only module the 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
@@ -20,6 +19,7 @@ from pipeline_utils.deploy.base import DeployAssets, DownloadedAsset
 from pipeline_utils.errors import BadInput, NotReady
 from pipeline_utils.space.base import FILE, FOLDER
 from pipeline_utils.space.folders import zip_folder
+from tests.cpd.helpers import files_holding
 from tests.fakes.cpd import SPACE_ID, FakeCpd
 
 pytest.importorskip("ibm_watsonx_ai", reason="the cpd extra (requirements-cpd.txt) is not installed")
@@ -79,19 +79,6 @@ def _package_members(mlops_home: Path, name: str) -> tuple[list[str], dict[str, 
         return tar.getnames(), {e["name"]: e["value"] for e in spec["mk_environments"]}
 
 
-def _files_holding(root: Path, secret: str) -> list[str]:
-    """Files under ``root`` holding ``secret``, looking inside tar archives too."""
-    found = []
-    for path in (p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.name.endswith(".tar.gz"):
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                data = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
-        if secret.encode() in data:
-            found.append(str(path))
-    return found
-
-
 def test_fake_large_folder_model_is_downloaded_at_kernel_start_and_serves(
     fake_cpd: FakeCpd, tmp_path: Path, mlops_home: Path
 ) -> None:
@@ -124,8 +111,7 @@ def test_fake_large_folder_model_is_downloaded_at_kernel_start_and_serves(
     (placed,) = (fake_cpd.state_dir / "edi" / "iris-large").glob("iris-large-*/model/model.json")
     assert json.loads(placed.read_text())["classes"] == IRIS_LABELS
     assert not list(placed.parent.parent.glob(".mlops-model-*")), "no temporary copy is left"
-    assert _files_holding(fake_cpd.state_dir, fake_cpd.api_key) == []
-    assert _files_holding(mlops_home, fake_cpd.api_key) == []
+    assert files_holding([fake_cpd.state_dir, mlops_home], fake_cpd.api_key) == []
 
     kernel_env = {**environments, **_credentials(fake_cpd)}
     shared = tmp_path / "shared-package"
