@@ -27,6 +27,7 @@ import httpx
 from pipeline_utils.backends.cpd.http import CpdService
 from pipeline_utils.backends.cpd.settings import CpdSettings
 from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.deploy import profiles
 from pipeline_utils.errors import BadInput
 
 SERVICE = "WMLA EDI"
@@ -173,21 +174,9 @@ def checked_settings(configs: Mapping[str, Any], locate: Callable[[str], str] | 
 
 
 def flat_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Profile changes as flat keys: ``kernel_max``, ``policy.kernel_max``, or nested ``{"policy": {...}}``."""
-    flat: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key in ("policy", "resource", "kernel") and isinstance(value, Mapping):
-            flat.update({f"{key}.{inner}": inner_value for inner, inner_value in value.items()})
-        else:
-            flat[key] = value
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        section, _, key = name.rpartition(".")
-        if key not in SECTION_OF or section not in ("", SECTION_OF[key]):
-            known = ", ".join(f"{SECTION_OF[k]}.{k}" for k in SECTION_OF)
-            raise BadInput(f"unknown profile setting for the EDI target; known: {known}", field=name)
-        out[key] = value
-    return out
+    """Profile changes as flat keys, by the rule every target shares (:func:`~pipeline_utils.deploy.profiles.
+    flat_changes`)."""
+    return profiles.flat_changes(changes, SECTION_OF)
 
 
 def parse_resources(text: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.deploy import profiles
 from pipeline_utils.errors import BadInput, Conflict
 
 APP_IMPORT_PATH = "pipeline_utils.backends.ray.app:build"
@@ -27,6 +28,7 @@ UPSCALE_DELAY_S = 2.0
 HEALTH_CHECK_PERIOD_S = 2.0
 POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout")
 RESOURCE_KEYS = ("n_cpus", "memory_allocation", "enable_gpus")
+SECTION_OF = {**{key: "policy" for key in POLICY_KEYS}, **{key: "resource" for key in RESOURCE_KEYS}}
 KEPT_INSTANCE_OPTIONS = ("proxy_location", "http_options", "grpc_options", "target_capacity")
 
 
@@ -51,22 +53,9 @@ def sections(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def flat_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """Profile changes as flat resource-config keys: ``kernel_max``, ``policy.kernel_max`` or nested sections."""
-    flat: dict[str, Any] = {}
-    for key, value in changes.items():
-        if key in ("policy", "resource") and isinstance(value, dict):
-            flat.update({f"{key}.{inner}": inner_value for inner, inner_value in value.items()})
-        else:
-            flat[key] = value
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        section, _, key = name.rpartition(".")
-        expected = "policy" if key in POLICY_KEYS else "resource" if key in RESOURCE_KEYS else None
-        if expected is None or section not in ("", expected):
-            known = ", ".join([*(f"policy.{k}" for k in POLICY_KEYS), *(f"resource.{k}" for k in RESOURCE_KEYS)])
-            raise BadInput(f"unknown profile setting for the ray target; known: {known}", field=name)
-        out[key] = value
-    return out
+    """Profile changes as flat resource-config keys, by the rule every target shares
+    (:func:`pipeline_utils.deploy.profiles.flat_changes`)."""
+    return profiles.flat_changes(changes, SECTION_OF)
 
 
 def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from pipeline_utils.config.schema import Flag, NonNegativeInt, PositiveInt, ResourceConfigs, checked
-from pipeline_utils.errors import BadInput
+from pipeline_utils.deploy.profiles import flat_changes
 
 POLICY_KEYS = frozenset({"kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout"})
 
@@ -67,12 +67,7 @@ def with_defaults(profile: dict[str, Any]) -> dict[str, Any]:
 def apply_changes(profile: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Apply ``changes`` (``section.key``, bare keys like resource_configs, or nested sections) and validate."""
     settings = {key: profile.get(section, {}).get(key, DEFAULTS[section][key]) for key, section in SECTION_OF.items()}
-    for name, value in _flatten(changes):
-        section, _, key = name.rpartition(".")
-        if SECTION_OF.get(key) is None or section not in ("", SECTION_OF[key]):
-            known = ", ".join(sorted(f"{SECTION_OF[k]}.{k}" for k in SECTION_OF))
-            raise BadInput(f"unknown profile setting {name!r}; known: {known}")
-        settings[key] = value
+    settings.update(flat_changes(changes, SECTION_OF, name_field=False))
     return validate(_layout(settings))
 
 
@@ -86,13 +81,3 @@ def validate(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
     configs = checked(ResourceConfigs, {key: flat[key] for key in ResourceConfigs.model_fields}, locate)
     own = checked(RuntimeSettings, {key: flat[key] for key in RuntimeSettings.model_fields}, locate)
     return _layout({**configs, **own})
-
-
-def _flatten(changes: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in changes.items():
-        if isinstance(value, dict) and key in DEFAULTS and not prefix:
-            items.extend(_flatten(value, f"{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
