@@ -19,7 +19,7 @@ import pytest
 from pipeline_utils.backends import CONCERNS
 from tests.conftest import ROOT, run_cli
 
-NOTEBOOKS = ("A_MLOps_Pipeline", "A1_Submit_Training", "A2_Deploy", "A3_Monitor_Configuration")
+NOTEBOOKS = ("A_MLOps_Pipeline", "A1_Submit_Training", "A2_Deploy", "A3_Monitor_Configuration", "A4_Rollout")
 SHIMS = "pipeline_utils/kernels/shims"
 NOT_SOURCES = (".venv*", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "runs", ".mlops")
 

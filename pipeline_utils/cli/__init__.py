@@ -21,6 +21,7 @@ COMMANDS = {
     "endpoint": "pipeline_utils.cli.endpoint_cmds:endpoint",
     "monitor": "pipeline_utils.cli.monitor_cmds:monitor",
     "train": "pipeline_utils.cli.train_cmds:train",
+    "rollout": "pipeline_utils.cli.rollout_cmds:rollout",
     "runs": "pipeline_utils.cli.runs_cmds:runs",
     "pipeline": "pipeline_utils.cli.pipeline_cmds:pipeline",
     "version": "pipeline_utils.cli.version_cmd:version",

@@ -1,5 +1,5 @@
-"""``deploy create|update|list|view|logs|update-profile|traffic|export|start|stop|delete``: inference services (seed
-000/001) and the traffic split of the endpoints in front of them."""
+"""``deploy create|update|list|view|logs|update-profile|traffic|rollout|export|start|stop|delete``: inference
+services (seed 000/001), the traffic split of the endpoints in front of them and rollouts between them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pipeline_utils.backends import get_deploy_target
 from pipeline_utils.cli.common import finish_notebook_command, parse_pairs, report_mode_option, save_notebook_option
 from pipeline_utils.cli.endpoint_cmds import format_map, parse_percents, show_split
 from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
+from pipeline_utils.cli.rollout_cmds import start_command as rollout_command
 from pipeline_utils.deploy.base import DeploymentTarget
 from pipeline_utils.errors import BadInput, Conflict, PipelineError
 from pipeline_utils.notebooks import run_notebook
@@ -189,6 +190,8 @@ def traffic_command(endpoint: str, weights: tuple[str, ...], mirror: str | None,
          f" (revision {view['revision']})")
     show_split(view, as_json=as_json)
 
+
+deploy.add_command(rollout_command)
 
 MIRROR_ATTEMPTS = 5
 

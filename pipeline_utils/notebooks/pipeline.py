@@ -267,38 +267,28 @@ def monitor_status_table(deployment_name: str):
     return status_table(statuses)
 
 
-def _scaled(weights: dict[str, int], total: int) -> dict[str, int]:
-    """``weights`` scaled to sum to ``total`` in integers (largest remainder first)."""
-    whole = sum(weights.values())
-    exact = {name: weight * total / whole for name, weight in weights.items()}
-    scaled = {name: int(value) for name, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda name: exact[name] - scaled[name], reverse=True)
-    for name in by_remainder[: total - sum(scaled.values())]:
-        scaled[name] += 1
-    return scaled
-
-
 def check_canary_steps(percents: list[int], label: str) -> list[int]:
     """A canary's steps: increasing integer percents from 1 to 100 (e.g. 10, 50, 100); BadInput naming ``label``."""
-    steps = list(percents)
-    plain = all(type(p) is int and 0 < p <= 100 for p in steps)
-    if not steps or not plain or steps != sorted(set(steps)):
-        raise BadInput(f"{percents!r}: give increasing integer percents from 1 to 100, e.g. 10,50,100", field=label)
-    return steps
+    from pipeline_utils.rollout.plan import check_steps
+
+    return check_steps(percents, label)
 
 
 def canary_release(endpoint: str, deployment: str, path_dependency: str | Path, percents: list[int]):
     """Release ``deployment`` on ``endpoint`` as a canary: attach it at 0 %, test it pinned, then shift traffic.
 
-    Each step of ``percents`` (e.g. 10, 50, 100) gives the new deployment that share, the deployments live
-    before sharing the rest as they did, and sends the deployment folder's sample request pinned to it again.
-    A new endpoint (or one without a split) simply gets the deployment at 100 %. Returns the steps as a table.
+    A rollout (:mod:`pipeline_utils.rollout`) with no hold and no monitor: each step of ``percents`` (e.g. 10,
+    50, 100) gives the new deployment that share, the deployments live before sharing the rest as they did, and
+    the deployment folder's sample request is sent pinned to it first and at each step; a failed request returns
+    the traffic. A new endpoint (or one without a split) simply gets the deployment at 100 %. Returns the
+    recorded steps as a table.
     """
-    import pandas as pd
-
     from pipeline_utils.deploy.steps import canary_check, shift_traffic
     from pipeline_utils.deploy.submission import sample_request
     from pipeline_utils.errors import NotFound
+    from pipeline_utils.rollout import COMPLETED, plan_rollout, run_rollout
+    from pipeline_utils.rollout.plan import live_before
+    from pipeline_utils.rollout.steps import events_table
 
     percents = check_canary_steps(percents, "CANARY_STEPS")
     payload = sample_request(project_path(path_dependency))
@@ -306,17 +296,17 @@ def canary_release(endpoint: str, deployment: str, path_dependency: str | Path, 
         raise BadInput(f"{path_dependency} has no sample_request.json to test the canary with", field="PATH_DEPENDENCY")
     target = get_deploy_target()
     try:
-        before = target.get_endpoint(endpoint)["traffic"]
+        before = target.attach(endpoint, deployment)["traffic"]
     except NotFound:
         before = target.create_endpoint(endpoint, [deployment])["traffic"]
-    previous = {name: weight for name, weight in before.items() if weight and name != deployment}
-    target.attach(endpoint, deployment)
-    check = canary_check(endpoint, deployment, payload)
-    rows = [{"step": "pinned test at 0 %", "traffic": before, "check": check["status"], "seconds": check["seconds"]}]
-    for percent in percents if previous else [100]:
-        traffic = {**_scaled(previous, 100 - percent), deployment: percent} if previous else {deployment: 100}
-        view = shift_traffic(endpoint, traffic)
+    if not live_before(before, deployment):
+        import pandas as pd
+
         check = canary_check(endpoint, deployment, payload)
-        rows.append({"step": f"{deployment} at {percent} %", "traffic": view["traffic"], "check": check["status"],
-                     "seconds": check["seconds"]})
-    return pd.DataFrame(rows)
+        view = shift_traffic(endpoint, {deployment: 100})
+        return pd.DataFrame([{"step": f"{deployment} at 100 % (first release)", "traffic": view["traffic"],
+                              "check": check["status"], "seconds": check["seconds"]}])
+    ended = run_rollout(plan_rollout(endpoint, deployment, percents, 0, [], payload, target).id, target)
+    if ended.state != COMPLETED:
+        raise PipelineError(f"canary release of {deployment} on {endpoint} {ended.state}: {ended.reason}")
+    return events_table(ended.id)

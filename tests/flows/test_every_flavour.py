@@ -118,7 +118,8 @@ def test_the_examples_share_one_space_without_colliding(env, sklearn_model, tmp_
 
 def test_pipeline_run_releases_a_new_model_as_a_canary_on_an_endpoint(env, sklearn_model, tmp_path):
     """The first run puts its deployment on the endpoint at 100 %; a second run, deploying under a new name,
-    attaches it at 0 %, tests it pinned and shifts the traffic step by step, the first one serving until the end."""
+    attaches it at 0 %, tests it pinned and shifts the traffic step by step (a recorded rollout), the first one serving
+    until the end."""
     import yaml
 
     model, folder, draft, name, _ = flavours(sklearn_model)["sklearn"]
@@ -146,9 +147,12 @@ def test_pipeline_run_releases_a_new_model_as_a_canary_on_an_endpoint(env, sklea
     executed = Path(second.stdout.splitlines()[-1].removeprefix("executed notebooks: ")) / "A_MLOps_Pipeline.ipynb"
     texts = [o.get("data", {}).get("text/plain", "") for c in nbformat.read(executed, as_version=4).cells
              for o in c.get("outputs", [])]
-    table = next(text for text in texts if "pinned test at 0 %" in text)
-    assert "sklearn-canary at 25 %" in table and "sklearn-canary at 100 %" in table, table
-    assert f"{{'{name}': 75, 'sklearn-canary': 25}}" in table, table
+    assert any("pinned check request: HTTP 200" in text and "step 1 of 2" in text for text in texts), texts
+    rollout = json.loads(mlops("rollout", "status", "--endpoint", "shop", "--json", env=env).stdout)
+    assert rollout["state"] == "completed" and rollout["monitors"] == [] and rollout["hold_s"] == 0
+    assert [e["detail"]["traffic"] for e in rollout["events"] if e["kind"] == "traffic"] == [
+        {name: 75, "sklearn-canary": 25}, {name: 0, "sklearn-canary": 100}]
+    assert [e["kind"] for e in rollout["events"]].count("check") == 3, "pinned at 0 % and at each step"
     refused = mlops("pipeline", "run", "--path-model", model, "--path-dependency", folder, "--endpoint", "shop",
                     "--canary-steps", "50,20", "--path-yml", draft, env=env)
     assert refused.returncode == 2 and refused.stderr.strip().startswith("error: --canary-steps:")
