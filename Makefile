@@ -23,8 +23,10 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt pyproject.toml setup.py
 	$(PIP) --no-deps -e .
 	touch $@ $(VENV)/.runtime-deps
 
+# The pipeline on the image example, then a drift monitor catching a darker batch of images (examples/ihc/drift_demo.py).
 demo: $(VENV)/.runtime-deps
 	$(BIN)/python run_pipeline.py pipeline run --path-yml examples/ihc/deployment_metadata.draft.yml
+	$(BIN)/python examples/ihc/drift_demo.py --path-yml examples/ihc/deployment_metadata.draft.yml
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check .

@@ -130,11 +130,28 @@ def write_dataset(out: str | Path, n: int = 20, size: int = 256, seed: int = 0) 
     return names
 
 
-def png_base64(image: np.ndarray) -> str:
-    """An RGB array as a base64 PNG string (the ``local_input_image`` format)."""
+DRIFT_GAIN = (0.8, 0.8, 0.9)
+
+
+def shifted(image: np.ndarray, gain: tuple[float, float, float] = DRIFT_GAIN) -> np.ndarray:
+    """The tile as a darker, colour-cast scan would give it (the drift demo's drifted batch): each RGB channel
+    multiplied by its ``gain``, rounded and clipped to 0-255. The default is 20 % darker with a blue cast."""
+    gains = np.asarray(gain, dtype=np.float64)
+    if gains.shape != (3,) or not np.all(np.isfinite(gains)) or np.any(gains < 0):
+        raise ValueError(f"gain must be 3 finite numbers >= 0 (red, green, blue), got {gain!r}")
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * gains), 0, 255).astype(np.uint8)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB array as PNG file content."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def png_base64(image: np.ndarray) -> str:
+    """An RGB array as a base64 PNG string (the ``local_input_image`` format)."""
+    return base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 SAMPLE_REQUEST_SIZE = 128

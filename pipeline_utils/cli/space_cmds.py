@@ -1,4 +1,4 @@
-"""``space list|show|download|delete``: the assets of the deployment space."""
+"""``space list|show|add|download|delete``: the assets of the deployment space."""
 
 from __future__ import annotations
 
@@ -33,6 +33,23 @@ def show_command(asset: str, as_json: bool) -> None:
     """Show one asset (by id or name) with its version history."""
     record = get_space().get_asset(asset).as_dict(with_versions=True)
     emit_record(record, as_json=as_json, title=record["name"])
+
+
+@space.command("add")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Asset name (default: the file name, or the folder name + .zip).")
+@click.option("-f", "--force", is_flag=True, help="Add a new version to the asset of that name (its id stays).")
+@json_option
+def add_command(path: Path, name: str | None, force: bool, as_json: bool) -> None:
+    """Stage a data file or folder (zipped) as an asset, e.g. a drift monitor's reference_asset; prints its id."""
+    from pipeline_utils.space.staging import stage_data
+
+    asset = stage_data(get_space(), path, name, force=force)
+    if as_json:
+        emit_record(asset.as_dict(), as_json=True)
+        return
+    note(f"staged {asset.name} version {asset.version} ({asset.size} bytes)")
+    click.echo(asset.id)
 
 
 @space.command("download")

@@ -177,14 +177,17 @@ class MonitorConfig(BaseModel):
     The one definition of a monitor configuration and its defaults; the monitor code validates through it.
     Keys beyond these are kept for a user's own definition, which receives them; a built-in definition
     refuses them when the monitor is checked (the schema cannot tell which definition a monitor id uses).
+    For the same reason ``dir_gt``, ``dir_pred`` and ``volume_display_name`` are optional here: a definition
+    that reads folders (the image monitors) requires them when the monitor is checked, one that reads none
+    (``drift_metrics``) does not (:mod:`pipeline_utils.monitor.checks`).
     """
 
     model_config = ConfigDict(extra="allow")
 
-    dir_gt: Text
-    dir_pred: Text
+    dir_gt: Text | None = None
+    dir_pred: Text | None = None
     most_recent: int | float = 1
-    volume_display_name: Text
+    volume_display_name: Text | None = None
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     min_files: PositiveInt = 3
     definition: Text | None = None

@@ -41,11 +41,13 @@ def monitor_service(backend: str | None = None) -> MonitorService:
     return get_monitor_service(backend)
 
 
-def _has_data(config: dict) -> bool:
-    from pipeline_utils.monitor.files import image_files
-    from pipeline_utils.volumes import volume
+def _has_data(monitor: MonitorInstance) -> bool:
+    """Whether a monitor has anything to evaluate yet, as its definition says (``has_data``: definitions module)."""
+    from pipeline_utils.monitor.checks import check_definition
+    from pipeline_utils.monitor.definitions import has_data
 
-    return bool(image_files(volume(config["volume_display_name"]), config["dir_pred"]))
+    config, definition = check_definition(monitor.monitor_id, monitor.config)
+    return has_data(definition, config.model_dump(), monitor.deployment)
 
 
 def configure_monitors(
@@ -57,7 +59,8 @@ def configure_monitors(
     replace: bool = False,
     service: MonitorService | None = None,
 ) -> MonitorSetup:
-    """``monitor create``: subscribe the deployment, create its monitors from ``entry``, run those with data.
+    """``monitor create``: subscribe the deployment, create its monitors from ``entry``, run those with data (as
+    each definition tells: predictions on the volume, or enough payload records for a drift monitor).
 
     Without ``replace`` a monitor the deployment has already is a Conflict (nothing changes). With
     ``replace`` (re-running the pipeline) the monitors become the entry's: configured ones get the new
@@ -91,7 +94,7 @@ def configure_monitors(
     runs = []
     if first_run:
         for monitor in monitors:
-            if _has_data(monitor.config):
+            if _has_data(monitor):
                 runs.extend(service.run(deployment, monitor.monitor_id))
     return MonitorSetup(deployment, subscription_id, monitors, runs)
 

@@ -3,8 +3,11 @@
 Every problem is one BadInput (or NotFound) naming the field, e.g.
 ``openscale_custom_metric_provider.segmentation_metrics.dir_gt: folder 'eval/gt' not found on volume 'V'``.
 A definition may declare, as attributes of its function, ``config_model`` (a subclass of ``MonitorConfig``
-with the keys it reads beyond the schema's, validated here) and ``reads_folders = False`` (its ``dir_gt`` and
-``dir_pred`` are not looked for on the volume). A drift monitor's reference asset must exist in the space.
+with the keys it reads beyond the schema's, validated here) and ``reads_folders = False``. A definition that reads
+folders (the default: the image monitors, and users' own) needs ``dir_gt``, ``dir_pred`` and
+``volume_display_name``, which the schema leaves optional, and its ``dir_gt`` must be a folder on the volume; one
+that reads none (``drift_metrics``) needs none of them: without ``volume_display_name`` it gets no volume. A drift
+monitor's reference asset must exist in the space.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pipeline_utils.monitor import definitions
 from pipeline_utils.monitor.config import DriftConfig, MonitorConfig, monitor_field, parse_monitor_config
 from pipeline_utils.volumes import StorageVolumes, Volume, check_volume_name, clean_path, get_volumes
 
+FOLDER_KEYS = ("dir_gt", "dir_pred", "volume_display_name")
+
 
 @dataclass(frozen=True)
 class CheckedMonitor:
@@ -25,7 +30,7 @@ class CheckedMonitor:
     monitor_id: str
     config: MonitorConfig
     definition: definitions.MonitorDefinition
-    volume: Volume
+    volume: Volume | None
 
 
 def _problem(exc: PipelineError) -> str:
@@ -33,10 +38,31 @@ def _problem(exc: PipelineError) -> str:
     return text.removeprefix(f"{exc.field}: ") if exc.field else text
 
 
+def reads_folders(definition: definitions.MonitorDefinition) -> bool:
+    """Whether a definition reads ``dir_gt``/``dir_pred`` on a volume (unless it declares ``reads_folders = False``)."""
+    return bool(getattr(definition.function, "reads_folders", True))
+
+
+def folder_problems(monitor_id: str, raw: dict, definition: definitions.MonitorDefinition) -> list[BadInput]:
+    """The folder keys a definition that reads folders needs and ``raw`` lacks, as the schema words them."""
+    if not reads_folders(definition):
+        return []
+    return [
+        BadInput("must be a non-empty string (got None)" if key in raw else "required field is missing",
+                 field=monitor_field(monitor_id, key))
+        for key in FOLDER_KEYS
+        if raw.get(key) is None
+    ]
+
+
 def check_definition(monitor_id: str, raw: Any) -> tuple[MonitorConfig, definitions.MonitorDefinition]:
-    """Check what needs no volume: the schema, the definition the id maps to, its metrics and extra keys."""
+    """Check what needs no volume: the schema, the definition the id maps to, the folder keys it needs, its
+    metrics and extra keys."""
     config = parse_monitor_config(monitor_id, raw)
     definition = definitions.resolve(monitor_id, raw)
+    missing = folder_problems(monitor_id, raw, definition)
+    if missing:
+        raise missing[0]
     model = getattr(definition.function, "config_model", None)
     if isinstance(model, type) and issubclass(model, MonitorConfig):
         config = parse_monitor_config(monitor_id, raw, model)
@@ -58,8 +84,9 @@ def check_definition(monitor_id: str, raw: Any) -> tuple[MonitorConfig, definiti
 
 
 def definition_problems(provider: Any) -> list[str]:
-    """What the schema cannot see in ``openscale_custom_metric_provider``: unknown definitions, thresholds on
-    metrics a definition does not compute, extra keys for a built-in; one line per monitor (for ``config validate``).
+    """What the schema cannot see in ``openscale_custom_metric_provider``: unknown definitions, folder keys missing
+    for a definition that reads folders (one line each), else thresholds on metrics a definition does not compute
+    or extra keys for a built-in (one line per monitor); for ``config validate``.
 
     Monitors the schema refuses are left to the schema's report; no volume is read.
     """
@@ -72,6 +99,10 @@ def definition_problems(provider: Any) -> list[str]:
         except PipelineError:
             continue
         try:
+            missing = folder_problems(monitor_id, raw, definitions.resolve(monitor_id, raw))
+            if missing:  # each, as the schema reported them (and nothing more, like a monitor it refuses)
+                problems.extend(str(problem) for problem in missing)
+                continue
             check_definition(monitor_id, raw)
         except PipelineError as exc:
             problems.append(str(exc))
@@ -79,16 +110,19 @@ def definition_problems(provider: Any) -> list[str]:
 
 
 def check_monitor(monitor_id: str, raw: Any, volumes: StorageVolumes | None = None) -> CheckedMonitor:
-    """Check a monitor against its definition and its storage volume; reads the volume, changes nothing."""
+    """Check a monitor against its definition and its storage volume (if it names one); reads the volume and
+    the reference asset, changes nothing."""
     config, definition = check_definition(monitor_id, raw)
-    volumes = volumes or get_volumes()
-    name = check_volume_name(config.volume_display_name, monitor_field(monitor_id, "volume_display_name"))
-    if not volumes.exists(name):
-        raise NotFound(f"unknown volume {name!r}", field=monitor_field(monitor_id, "volume_display_name"))
-    volume = volumes.volume(name)
+    volume = None
+    if config.volume_display_name is not None:
+        volumes = volumes or get_volumes()
+        name = check_volume_name(config.volume_display_name, monitor_field(monitor_id, "volume_display_name"))
+        if not volumes.exists(name):
+            raise NotFound(f"unknown volume {name!r}", field=monitor_field(monitor_id, "volume_display_name"))
+        volume = volumes.volume(name)
     if isinstance(config, DriftConfig):
         check_reference(monitor_id, config)
-    if getattr(definition.function, "reads_folders", True):
+    if volume is not None and reads_folders(definition):
         _check_folders(monitor_id, config, volume)
     return CheckedMonitor(monitor_id, config, definition, volume)
 

@@ -14,9 +14,13 @@ A definition is a function ``(monitor_config: dict, volume: Volume) -> dict[str,
 :class:`~pipeline_utils.volumes.Volume` (list, stat, read by path), which is also path-like where the volume
 is mounted on this machine, so definitions written for ``volume: Path`` keep working there. It may carry an
 attribute ``metrics`` (the metric names it computes) so that thresholds are checked when monitors are
-created; it may raise :class:`~pipeline_utils.monitor.context.EvaluationFailed` to fail the run with a
-reason, and call :func:`~pipeline_utils.monitor.context.note_problem` for non-fatal problems. The built-in
-definitions read their volume only through the volumes interface, so they run on any storage backend.
+created, and ``has_data`` (``(monitor_config: dict, deployment: str) -> bool``: whether there is anything to
+evaluate yet, so that ``monitor create`` runs it a first time; default :func:`predictions_on_volume`). It may
+raise :class:`~pipeline_utils.monitor.context.EvaluationFailed` to fail the run with a reason, and call
+:func:`~pipeline_utils.monitor.context.note_problem` for non-fatal problems. The built-in definitions read their
+volume only through the volumes interface, so they run on any storage backend. A definition that reads no folders
+(``reads_folders = False``, :mod:`~pipeline_utils.monitor.checks`) gets None for the volume when its monitor
+names none.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from pipeline_utils.monitor import files, masks, payload
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
 from pipeline_utils.monitor.drift_monitor import drift_metrics
 from pipeline_utils.volumes import Volume, as_volume, clean_path
+from pipeline_utils.volumes import volume as named_volume
 
-MetricFunction = Callable[[dict, Volume], Mapping[str, float]]
+MetricFunction = Callable[[dict, Volume | None], Mapping[str, float]]
 REGISTRY_FILE = "monitor_definitions.json"
 
 
@@ -171,6 +176,22 @@ def load_function(target: str, field: str = "definition") -> MetricFunction:
     if not callable(function):
         raise BadInput(f"{module_name!r} has no function {attr!r}", field=field)
     return function
+
+
+def predictions_on_volume(config: dict, deployment: str) -> bool:
+    """The default ``has_data``: image files in ``dir_pred`` on the monitor's volume (a monitor naming no folder
+    or volume has nothing to look for: it is run)."""
+    if not config.get("dir_pred") or not config.get("volume_display_name"):
+        return True
+    store = named_volume(config["volume_display_name"])
+    return bool(files.image_files(store, clean_path(config["dir_pred"], "dir_pred")))
+
+
+def has_data(definition: MonitorDefinition, config: dict, deployment: str) -> bool:
+    """Whether a monitor of ``definition`` has anything to evaluate for ``deployment`` yet: its ``has_data`` hook,
+    else :func:`predictions_on_volume`; ``config`` with defaults filled in, as the definition receives it."""
+    hook = getattr(definition.function, "has_data", None)
+    return bool((hook if callable(hook) else predictions_on_volume)(config, deployment))
 
 
 def _definition(name: str, function: MetricFunction) -> MonitorDefinition:

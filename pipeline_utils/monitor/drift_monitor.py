@@ -2,8 +2,9 @@
 
 Its configuration is :class:`~pipeline_utils.monitor.config.DriftConfig`; the statistics are those of
 :mod:`~pipeline_utils.monitor.drift`, the bodies read as :mod:`~pipeline_utils.monitor.drift_payload` says, the
-reference as :mod:`~pipeline_utils.monitor.drift_reference` says. ``dir_gt`` and ``dir_pred`` are not read (the
-schema asks for them); the volume is where image requests' files and written masks are.
+reference as :mod:`~pipeline_utils.monitor.drift_reference` says. ``dir_gt`` and ``dir_pred`` are not read, and
+need not be configured; the volume (``volume_display_name``, optional too) is where image requests' files and
+written masks are: without one, image requests by path cannot be read and answers' masks give way to their logs.
 
 Metrics of a tabular run (inputs: every row of every usable request; a record is usable when its rows fit the
 reference's features): ``psi_max`` and ``psi_mean`` over the features' PSI, ``ks_max`` the largest KS statistic,
@@ -18,7 +19,8 @@ compared. Each drifted feature or channel is noted on the run with its PSI and K
 0.416 > 0.2, KS 0.300``), so the per-feature values are in the run without adding one metric per feature.
 
 Fewer than ``min_records`` usable records among the latest ``max_records`` of the past ``most_recent`` days fail
-the run with the reason, like ``min_files``.
+the run with the reason, like ``min_files``. ``monitor create`` runs the monitor a first time only when the past
+``most_recent`` days logged at least ``min_records`` records (:func:`has_payload_records`, one count).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ def recent_records(deployment: str, days: float, limit: int) -> list[dict]:
     """The latest ``limit`` payload records of ``deployment`` logged in the past ``days`` days, newest first."""
     cutoff = from_epoch(time.time() - days * DAY_SECONDS)
     return [r for r in payload.payload_records(deployment, limit) if r["logged_at"] >= cutoff]
+
+
+def has_payload_records(config: dict, deployment: str) -> bool:
+    """The ``has_data`` hook: ``deployment`` logged at least ``min_records`` records in the past ``most_recent``
+    days (a count, without reading them: whether they are usable is the run's to say, with the reason)."""
+    since = time.time() - config["most_recent"] * DAY_SECONDS
+    return payload.payload_count(deployment, since) >= config["min_records"]
 
 
 def _require(usable: int, recent: int, config: DriftConfig, deployment: str, what: str) -> None:
@@ -118,18 +127,20 @@ def tabular_values(reference: TabularReference, records: list[dict], config: Dri
     return values
 
 
-def _image_bytes(source: tuple[str, str], volume: Volume) -> bytes:
+def _image_bytes(source: tuple[str, str], volume: Volume | None) -> bytes:
     where, value = source
     if where == "volume":
+        if volume is None:
+            raise FileNotFoundError("the monitor names no volume_display_name to read it from")
         return volume.read_bytes(clean_path(value, "img_path_on_pvc"))
     text = value.split(",", 1)[1] if value.startswith("data:") else value
     return base64.b64decode(text, validate=True)
 
 
-def _predicted_classes(response: object, volume: Volume, pixels: int) -> np.ndarray | None:
+def _predicted_classes(response: object, volume: Volume | None, pixels: int) -> np.ndarray | None:
     """Pixel counts (background, positive, negative) of an answer: from its written mask, else its log."""
     path = mask_path(response)
-    if path is not None:
+    if path is not None and volume is not None:
         try:
             return mask_classes(volume.read_bytes(clean_path(path, "output_files")))
         except Exception:  # a mask gone or unreadable: the answer's log may still state the shares
@@ -141,7 +152,7 @@ def _predicted_classes(response: object, volume: Volume, pixels: int) -> np.ndar
     return np.array([pixels - positive - negative, positive, negative])
 
 
-def image_values(reference: ImageReference, records: list[dict], config: DriftConfig, volume: Volume,
+def image_values(reference: ImageReference, records: list[dict], config: DriftConfig, volume: Volume | None,
                  deployment: str) -> dict:
     """The image drift metrics of ``records`` (the image kernel's requests) against ``reference``."""
     histograms, classes = np.zeros((3, 256)), np.zeros(3)
@@ -187,7 +198,7 @@ def image_values(reference: ImageReference, records: list[dict], config: DriftCo
     return values
 
 
-def drift_metrics(config: dict, volume: Volume | os.PathLike) -> dict[str, float]:
+def drift_metrics(config: dict, volume: Volume | os.PathLike | None) -> dict[str, float]:
     """Drift of a deployment's recent payloads from its reference data set (metrics: the module docstring)."""
     run = current_run()
     if run is None:
@@ -202,9 +213,10 @@ def drift_metrics(config: dict, volume: Volume | os.PathLike) -> dict[str, float
     records = recent_records(run.deployment, settings.most_recent, settings.max_records)
     if isinstance(reference, TabularReference):
         return tabular_values(reference, records, settings, run.deployment)
-    return image_values(reference, records, settings, as_volume(volume), run.deployment)
+    return image_values(reference, records, settings, None if volume is None else as_volume(volume), run.deployment)
 
 
 drift_metrics.metrics = frozenset((*TABULAR_METRICS, *IMAGE_METRICS, "num_records"))  # type: ignore[attr-defined]
 drift_metrics.config_model = DriftConfig  # type: ignore[attr-defined]
 drift_metrics.reads_folders = False  # type: ignore[attr-defined]
+drift_metrics.has_data = has_payload_records  # type: ignore[attr-defined]

@@ -47,7 +47,8 @@ def first_runs_table(setup: MonitorSetup):
     import pandas as pd
 
     if not setup.runs:
-        print("no predictions on the volume yet: no first evaluation (run 'monitor run' once there are)")
+        print("no monitor has data yet (predictions on the volume, or payload records for a drift monitor): no"
+              " first evaluation (run 'monitor run' once there is)")
         return None
     frames = []
     for run in setup.runs:

@@ -200,3 +200,29 @@ def stage(
         for path in scratch:
             path.unlink(missing_ok=True)
     return StageResult(model_asset, dependency_asset, entry, tuple(notices))
+
+
+def stage_data(space: Space, path: str | Path, name: str | None = None, *, force: bool = False,
+               option: str = "PATH") -> Asset:
+    """Store a data file or folder (zipped) as a ``data`` asset, e.g. a drift monitor's reference data set.
+
+    ``name`` defaults to the file name (a folder's name + ``.zip``). A name in use is a Conflict unless
+    ``force``, which adds a new version of that asset (its id stays, so monitors naming it see the new data).
+    """
+    source = check_source(path, option)
+    name = name or asset_name(source)
+    choice = _decide(space, name, force, None)
+    scratch: list[Path] = []
+
+    def pack() -> Path:
+        if source.is_file():
+            return source
+        scratch.append(space.scratch_path(name))
+        return zip_folder(source, scratch[-1])
+
+    try:
+        return _store(space, pack(), pack, name, "data", FOLDER if source.is_dir() else FILE, choice, force)
+    finally:
+        for leftover in scratch:
+            leftover.unlink(missing_ok=True)
+

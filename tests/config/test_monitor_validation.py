@@ -159,3 +159,49 @@ def test_a_null_deployment_name_is_fine_in_a_draft(tmp_path):
     ]
     named = run_cli("config", "validate", "--path-yml", EXAMPLES / "iris" / "deployment_metadata.draft.yml")
     assert named.stdout.splitlines() == [f"{EXAMPLES / 'iris' / 'deployment_metadata.draft.yml'}: valid"]
+
+
+def test_a_drift_monitor_needs_no_folders_nor_volume():
+    drift = {"reference_asset": "reference.csv", "thresholds": {"psi_max": threshold(0.2, "upper")}}
+    assert document_problems(entry(drift_metrics=drift, drift_metrics_v2={**drift, "dir_gt": None})) == []
+
+
+def test_image_monitors_still_need_their_folders_and_volume():
+    generic = {"thresholds": {"num_images_total_predicted": threshold()}}
+    problems = document_problems(entry(generic_metrics=generic, segmentation_metrics_v2=monitor(dir_pred=None)))
+    assert problems == [
+        f"{MONITORS}.generic_metrics.dir_gt: required field is missing",
+        f"{MONITORS}.generic_metrics.dir_pred: required field is missing",
+        f"{MONITORS}.generic_metrics.volume_display_name: required field is missing",
+        f"{MONITORS}.segmentation_metrics_v2.dir_pred: must be a non-empty string (got None)",
+    ]
+    assert document_problems(entry(generic_metrics=monitor(dir_gt=""))) == [
+        f"{MONITORS}.generic_metrics.dir_gt: must be a non-empty string (got '')"
+    ]
+
+
+def test_a_users_definition_needs_folders_unless_it_reads_none(tmp_path):
+    path = tmp_path / "own.py"
+    path.write_text(
+        "def folders(config, volume):\n    return {}\n\n"
+        "def payloads(config, volume):\n    return {}\n\npayloads.reads_folders = False\n"
+    )
+    bare = {"volume_display_name": "V"}
+    assert document_problems(entry(a=bare | {"definition": f"{path}:folders"})) == [
+        f"{MONITORS}.a.dir_gt: required field is missing",
+        f"{MONITORS}.a.dir_pred: required field is missing",
+    ]
+    assert document_problems(entry(a={"definition": f"{path}:payloads"})) == []
+
+
+def test_config_validate_names_a_missing_folder_in_one_line(tmp_path):
+    document = yaml.safe_load((EXAMPLES / "ihc" / "deployment_metadata.draft.yml").read_text())
+    del document[MONITORS]["segmentation_metrics"]["dir_gt"]
+    document[MONITORS]["drift_metrics"] = {"reference_asset": "ihc-drift-reference.zip", "min_records": 8}
+    path = tmp_path / "draft.yml"
+    path.write_text(yaml.safe_dump(document))
+    result = run_cli("config", "validate", "--path-yml", path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"{path}: {MONITORS}.segmentation_metrics.dir_gt: required field is missing"
+    ]

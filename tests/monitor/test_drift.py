@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 import zipfile
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline_utils.backends import get_space
@@ -18,6 +20,7 @@ from pipeline_utils.monitor import configure_monitors, drift, format_status, mon
 from pipeline_utils.monitor.drift_payload import request_rows, response_labels
 from pipeline_utils.monitor.payload import log_payloads
 from pipeline_utils.store import connect
+from tests.conftest import run_cli
 from tests.monitor.helpers import VOLUME, mask, volume
 
 # ln(0.2/0.5) = -0.916291, ln(0.8/0.5) = 0.470004, ln(1e-4/0.5) = -8.517193, ln 2 = 0.693147, ln 1.5 = 0.405465
@@ -233,6 +236,75 @@ def test_image_run_through_the_monitor_service(tmp_path: Path) -> None:
     assert skipped.startswith("skipped 2 image requests whose image cannot be read")
     assert "channel 'red' drifted: PSI 0.275 > 0.2, KS 0.250" in run.problems
     assert len(run.problems) == 2  # green and blue did not drift
+
+
+# ---------------------------------------------------------------------------- first runs, and no folders
+
+
+def test_monitor_create_runs_a_drift_monitor_first_only_with_min_records_in_its_window(tmp_path: Path) -> None:
+    root = volume()
+    (root / "eval/gt").mkdir(parents=True)
+    stage(tmp_path, "reference.csv", REFERENCE_CSV.encode())
+    log_tabular("dep-f", age_days=5)  # ten records, outside the window of most_recent: 1 day
+    log_payloads([{"deployment": "dep-f", "request": {"instances": [[i, i]]}, "response": {}} for i in range(3)])
+    generic = {"dir_gt": "eval/gt", "dir_pred": "eval/pred", "volume_display_name": VOLUME}
+    monitors = entry(drift_metrics=drift_config("reference.csv"), generic_metrics=generic)
+    assert configure_monitors("dep-f", monitors).runs == []  # 3 recent records < min_records 4; no predictions
+    log_tabular("dep-f")
+    setup = configure_monitors("dep-f", monitors, replace=True)
+    assert [(r.monitor_id, r.state) for r in setup.runs] == [("drift_metrics", "finished")]
+    assert setup.runs[0].values["num_records"] == 13.0
+
+
+def test_a_drift_monitor_without_folders_and_volume_is_created_run_and_shown(tmp_path: Path) -> None:
+    stage(tmp_path, "reference.csv", REFERENCE_CSV.encode())
+    log_tabular("dep-n")
+    config = {"reference_asset": "reference.csv", "min_records": 4, "bins": 2,
+              "thresholds": {"psi_max": {"threshold": [0.2, "upper"]}}}
+    (run,) = configure_monitors("dep-n", entry(drift_metrics=config)).runs
+    assert run.state == "finished", run.reason
+    assert run.values["psi_max"] == pytest.approx(SHIFT_BY_3, abs=1e-6)
+    (again,) = run_monitors("dep-n")
+    assert [m.metric for m in again.violations] == ["psi_max"]
+    assert f"drift_metrics: run {again.run_id}" in format_status(monitor_status("dep-n"))
+
+
+def test_an_image_drift_monitor_without_volume_cannot_read_requests_by_path(tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("images/r.png", _png(_red([0, 0, 200, 200])))
+    stage(tmp_path, "reference.zip", archive.getvalue())
+    log_payloads({"deployment": "dep-v", "request": {"img_path_on_pvc": f"in/{i}.png"}, "response": {}}
+                 for i in range(4))
+    config = {"reference_asset": "reference.zip", "min_records": 4}
+    (run,) = configure_monitors("dep-v", entry(drift_metrics=config)).runs
+    assert run.state == "failed"
+    assert "needs at least 4 payload records with a readable image" in run.reason
+    assert run.problems == ["skipped 4 image requests whose image cannot be read; first: in/3.png:"
+                            " FileNotFoundError: the monitor names no volume_display_name to read it from"]
+
+
+@pytest.mark.slow
+def test_cli_creates_runs_and_shows_a_drift_monitor_configured_without_folders(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "iris"
+    draft = yaml.safe_load((examples / "deployment_metadata.draft.yml").read_text())
+    draft["openscale_custom_metric_provider"] = {"drift_metrics": {
+        "reference_asset": "reference.csv", "min_records": 4, "bins": 2,
+        "thresholds": {"psi_max": {"threshold": [0.2, "upper"]}}}}
+    path = tmp_path / "draft.yml"
+    path.write_text(yaml.safe_dump(draft))
+    assert run_cli("config", "validate", "--path-yml", path).returncode == 0
+    staged = run_cli("prepare", "stage", "--path-model", examples / "iris_model", "--path-dependency",
+                     examples / "iris_kernel", "--path-yml", path, "-f")
+    assert staged.returncode == 0, staged.stderr
+    stage(tmp_path, "reference.csv", REFERENCE_CSV.encode())
+    log_tabular("iris-logistic")
+    created = run_cli("monitor", "create", "--name", "iris-logistic", "--json")
+    assert created.returncode == 0, created.stderr[-2000:]
+    assert json.loads(created.stdout)["issues"] == {"drift_metrics": 1}  # the first run: psi_max violated
+    assert run_cli("monitor", "run", "--name", "iris-logistic").returncode == 10
+    status = run_cli("monitor", "status", "--name", "iris-logistic")
+    assert status.returncode == 0 and "psi_max = 0.4159 violates its upper limit 0.2" in status.stdout
 
 
 # ---------------------------------------------------------------------------- bad configurations
