@@ -1,12 +1,13 @@
-"""``runs list|show``: what ran, and what the notebooks recorded, read from the executed copies."""
+"""``runs list|show|report``: what ran, and what the notebooks recorded, read from the executed copies."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
-from pipeline_utils.cli.output import emit_record, emit_table, json_option
+from pipeline_utils.cli.output import emit_record, emit_table, json_option, note
 from pipeline_utils.notebooks import get_run, list_runs, read_scraps
 
 
@@ -71,3 +72,18 @@ def show_command(run_id: str, as_json: bool) -> None:
     ]
     emit_table(rows, ["seq", "notebook", "status", "duration", "path", "recorded", "error"], as_json=False,
                title="notebooks")
+
+
+@runs.command("report")
+@click.argument("run_id")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="The HTML file to write (default: ./report-RUN_ID.html).")
+@click.option("--report-mode", is_flag=True, help="Hide the code of every cell (outputs stay).")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+def report_command(run_id: str, output: Path | None, report_mode: bool, force: bool) -> None:
+    """Write one self-contained HTML report of a run for reviewers; prints its path."""
+    from pipeline_utils.reports import write_report
+
+    path = write_report(run_id, output, report_mode=report_mode, force=force, progress=note)
+    note(f"wrote {path.stat().st_size / 1024:.0f} KiB")
+    click.echo(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_utils.errors import PipelineError
@@ -75,7 +76,7 @@ def measurements_table(rollout_id: str) -> pd.DataFrame:
                                        "direction", "violated"])
 
 
-def traffic_plot(rollout_id: str) -> Figure:
+def traffic_figure(rollout_id: str) -> Figure:
     """The new deployment's share over time, each evaluation marked (green passed, red failed), the end named."""
     import matplotlib
 
@@ -83,21 +84,18 @@ def traffic_plot(rollout_id: str) -> Figure:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-
     rollout = store.get(rollout_id)
     events = store.events(rollout_id)
-    times, shares = [], []
-    evaluations = []
+    times, shares, evaluations = [], [], []
     for event in events:
-        moment = matplotlib.dates.datestr2num(event.at)
+        moment = mdates.datestr2num(event.at)
         if event.kind in ("plan", "traffic"):
-            share = event.detail.get("traffic", {}).get(rollout.deployment, 0)
             times.append(moment)
-            shares.append(share)
+            shares.append(event.detail.get("traffic", {}).get(rollout.deployment, 0))
         elif event.kind == "evaluation":
             evaluations.append((moment, event.detail.get("state") == "failed" or bool(event.detail.get("issues"))))
     if events:
-        times.append(matplotlib.dates.datestr2num(events[-1].at))
+        times.append(mdates.datestr2num(events[-1].at))
         shares.append(shares[-1] if shares else 0)
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.step(times, shares, where="post", label=f"{rollout.deployment} share (%)")
@@ -105,13 +103,35 @@ def traffic_plot(rollout_id: str) -> Figure:
         ax.axvline(moment, color="red" if bad else "green", linestyle=":", linewidth=1)
     ax.set_ylim(-5, 105)
     ax.set_ylabel("% of traffic")
+    ax.set_xlabel("time (UTC)")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.set_title(f"rollout {rollout.id} of {rollout.deployment} on {rollout.endpoint}: {rollout.state}"
                  " (evaluations: green passed, red failed)", fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    plt.close(fig)
     return fig
+
+
+def traffic_plot(rollout_id: str, out_dir: Path | None = None) -> Path:
+    """:func:`traffic_figure` as a PNG under ``$MLOPS_HOME/rollout_plots`` (or ``out_dir``), shown inline in a
+    notebook; returns its path."""
+    import matplotlib.pyplot as plt
+
+    from pipeline_utils.config.settings import mlops_home
+
+    out = Path(out_dir or mlops_home() / "rollout_plots")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{rollout_id}.png"
+    fig = traffic_figure(rollout_id)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    try:
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+    except ImportError:
+        pass
+    return path
 
 
 def finish(rollout_id: str) -> dict:
