@@ -5,7 +5,8 @@ code as the chart and the local runtime). A traffic split maps onto KServe's can
 endpoint becomes an InferenceService named after it, applied first with the predictor of the deployment that takes
 the larger share (``1-stable.yaml``, 100 % once ready) and then with the other's predictor and
 ``canaryTrafficPercent`` set to its share (``2-canary.yaml``). KServe keeps the previous revision for the rest.
-That expresses at most two deployments with traffic and no mirror: any other map is a BadInput naming ``traffic``.
+That expresses at most two deployments with traffic and no mirror: :func:`canary_refusal` says why another map is
+not (the export then writes Istio's form only, see :mod:`istio`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import copy
 import math
 from typing import Any
 
-from pipeline_utils.deploy.base import TrafficSplit
 from pipeline_utils.deploy.image import APP_FOLDER, CONTAINER_PORT, PROFILE_ENV
-from pipeline_utils.deploy.traffic import check_split
-from pipeline_utils.errors import BadInput
 
 API_VERSION = "serving.kserve.io/v1beta1"
 SERVERLESS = {"serving.kserve.io/deploymentMode": "Serverless", "serving.kserve.io/enable-tag-routing": "true"}
@@ -78,31 +76,32 @@ def inference_service(name: str, values: dict[str, Any], profile_json: str) -> d
     }
 
 
-def live_pair(split: TrafficSplit, names: set[str]) -> list[tuple[str, int]]:
-    """The deployments taking traffic, larger share first (ties by name); BadInput naming ``traffic`` when KServe's
-    canary cannot express the map (a mirror, more than two deployments with traffic)."""
-    traffic, mirror = check_split(split.traffic, split.mirror, lambda name: name in names, lambda name: "ready")
+def live_pair(traffic: dict[str, int]) -> list[tuple[str, int]]:
+    """The deployments taking traffic in a checked map, larger share first (ties by name)."""
+    return sorted(((name, weight) for name, weight in traffic.items() if weight), key=lambda item: (-item[1], item[0]))
+
+
+def canary_refusal(traffic: dict[str, int], mirror: dict[str, int]) -> str | None:
+    """Why KServe's canary rollout cannot express a checked split (a mirror, more than two deployments with
+    traffic), in one line; None when it can."""
     if mirror:
         shown = ", ".join(f"{name}={percent}" for name, percent in mirror.items())
-        raise BadInput(f"KServe's canary rollout cannot mirror requests (mirror {shown}); export without a mirror",
-                       field="traffic")
-    live = sorted(((name, weight) for name, weight in traffic.items() if weight), key=lambda item: (-item[1], item[0]))
+        return f"KServe's canary rollout cannot mirror requests (mirror {shown})"
+    live = live_pair(traffic)
     if len(live) > 2:
         shown = ", ".join(f"{name}={weight}" for name, weight in live)
-        raise BadInput(f"KServe's canaryTrafficPercent splits one service between two revisions, not {len(live)}"
-                       f" deployments ({shown})", field="traffic")
-    return live
+        return f"KServe's canaryTrafficPercent splits one service between two revisions, not {len(live)} ({shown})"
+    return None
 
 
 def endpoint_services(
-    split: TrafficSplit, values: dict[str, dict[str, Any]], profiles: dict[str, str]
+    endpoint: str, traffic: dict[str, int], values: dict[str, dict[str, Any]], profiles: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
-    """The endpoint's InferenceService files: stable (and canary with its percent), each serving under the
-    endpoint's name so both revisions answer the same paths."""
-    live = live_pair(split, set(values))
+    """The endpoint's InferenceService files for a split :func:`canary_refusal` accepts: stable (and canary with its
+    percent), each serving under the endpoint's name so both revisions answer the same paths."""
     files = {}
-    for position, (name, weight) in enumerate(live):
-        service = inference_service(split.endpoint, values[name], profiles[name])
+    for position, (name, weight) in enumerate(live_pair(traffic)):
+        service = inference_service(endpoint, values[name], profiles[name])
         if position:
             service["spec"]["predictor"]["canaryTrafficPercent"] = weight
         files[CANARY_FILE if position else STABLE_FILE] = service

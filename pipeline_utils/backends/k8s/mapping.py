@@ -7,9 +7,11 @@ the local runtime scales kernels. Everything is checked here, before the first f
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
+from pipeline_utils.backends.local.runtime.settings import INFERENCE_PREFIX
 from pipeline_utils.config.schema import ResourceConfigs, checked
 from pipeline_utils.deploy.base import ExportedDeployment
 from pipeline_utils.deploy.image import CONTAINER_PORT
@@ -25,6 +27,8 @@ GRACE_SECONDS = 10
 """Added to task_execution_timeout for the pod's termination grace: in-flight requests finish on SIGTERM."""
 MILLICORES_PER_CPU = 1000
 """A Kubernetes CPU quantity is at most as fine as one millicore (``1m``); finer ones cannot be expressed."""
+SERVICE_PORT = 80
+"""The port of each deployment's Service (``service.port``) and of an endpoint's Service."""
 
 
 def configs_of(deployment: ExportedDeployment) -> dict[str, Any]:
@@ -101,13 +105,12 @@ def chart_values(
         "replicaCount": configs["kernel_min"],
         "image": {"repository": name, "tag": image_tag, "pullPolicy": "IfNotPresent"},
         "imagePullSecrets": [],
-        "service": {"type": "ClusterIP", "port": 80, "targetPort": CONTAINER_PORT},
+        "service": {"type": "ClusterIP", "port": SERVICE_PORT, "targetPort": CONTAINER_PORT},
         "ingress": {
             "enabled": False,
             "className": "",
             "annotations": {},
-            "hosts": [{"host": f"{name}.local", "paths": [{"path": f"/dlim/v1/inference/{name}",
-                                                            "pathType": "Prefix"}]}],
+            "hosts": [{"host": f"{name}.local", "paths": [{"path": inference_path(name), "pathType": "Prefix"}]}],
             "tls": [],
         },
         "config": estimator_config,
@@ -119,3 +122,20 @@ def chart_values(
         "customArgs": {"secretName": f"{name}-custom-args", "names": sorted(deployment.custom_arg_names)},
         "settings": [{"name": key, "value": str(value)} for key, value in sorted(deployment.settings.items())],
     }
+
+
+def inference_path(served_name: str) -> str:
+    """The path the pods answer: the runtime in each serves the deployment under ``served_name``."""
+    return f"{INFERENCE_PREFIX}{served_name}"
+
+
+def served_as(values: dict[str, Any], served_name: str) -> dict[str, Any]:
+    """The chart's values with the runtime in each pod serving the deployment under ``served_name`` (an endpoint's
+    name, so that all of an endpoint's deployments answer one path: see :mod:`istio`); the Service, Secret and
+    every other name stay the deployment's."""
+    result = copy.deepcopy(values)
+    result["deployment"]["name"] = served_name
+    for host in result["ingress"]["hosts"]:
+        for path in host["paths"]:
+            path["path"] = inference_path(served_name)
+    return result
