@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
+from pipeline_utils.notebooks.runner import SCRAP_MIMETYPE_PREFIX
 from pipeline_utils.reports.cells import source_hidden
 from pipeline_utils.reports.external import without_external_references
-
-SCRAP_MIMETYPE_PREFIX = "application/scrapbook.scrap."
 
 
 def _shown_outputs(outputs: list) -> list:
