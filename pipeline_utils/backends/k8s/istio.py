@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline_utils.backends.k8s.mapping import inference_path
-from pipeline_utils.backends.local.runtime.settings import ENDPOINT_PREFIX
 from pipeline_utils.config.names import check_deployment_name
 from pipeline_utils.deploy.base import TrafficSplit
+from pipeline_utils.deploy.routes import ENDPOINT_PREFIX
 from pipeline_utils.deploy.traffic import PIN_HEADERS, SERVED_HEADERS, check_split
 from pipeline_utils.errors import BadInput
 

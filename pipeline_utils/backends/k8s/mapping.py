@@ -11,10 +11,10 @@ import copy
 import math
 from typing import Any
 
-from pipeline_utils.backends.local.runtime.settings import INFERENCE_PREFIX
 from pipeline_utils.config.schema import ResourceConfigs, checked
 from pipeline_utils.deploy.base import ExportedDeployment
 from pipeline_utils.deploy.image import CONTAINER_PORT
+from pipeline_utils.deploy.routes import INFERENCE_PREFIX
 from pipeline_utils.errors import BadInput
 
 RUNTIME_MEMORY_MB = 256

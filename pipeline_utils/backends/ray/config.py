@@ -12,14 +12,13 @@ from typing import Any
 
 from pipeline_utils.config.schema import ResourceConfigs, checked
 from pipeline_utils.deploy import profiles
+from pipeline_utils.deploy.routes import ENDPOINT_PREFIX, INFERENCE_PREFIX
 from pipeline_utils.errors import BadInput, Conflict
 
 APP_IMPORT_PATH = "pipeline_utils.backends.ray.app:build"
 INGRESS = "Kernel"
-ROUTE_PREFIX = "/dlim/v1/inference/"
 ROUTER_IMPORT_PATH = "pipeline_utils.backends.ray.router:build"
 ROUTER = "Router"
-ENDPOINT_ROUTE_PREFIX = "/endpoints/"
 ENDPOINT_APP_PREFIX = "endpoint."
 ROUTER_MAX_ONGOING_REQUESTS = 256
 KERNEL_MAX_ONGOING_REQUESTS = 16
@@ -105,7 +104,7 @@ def application(
     ``py_modules``, the flavour and kernel settings as builder args; custom args by name only."""
     return {
         "name": name,
-        "route_prefix": f"{ROUTE_PREFIX}{name}",
+        "route_prefix": f"{INFERENCE_PREFIX}{name}",
         "import_path": APP_IMPORT_PATH,
         "runtime_env": {"working_dir": working_dir, "py_modules": list(py_modules)},
         "args": {
@@ -131,7 +130,7 @@ def router_application(endpoint: dict[str, Any], py_modules: list[str]) -> dict[
     replica on ``/endpoints/<name>``, its split as ``user_config`` (a new split reconfigures it in place)."""
     return {
         "name": endpoint_app_name(endpoint["name"]),
-        "route_prefix": f"{ENDPOINT_ROUTE_PREFIX}{endpoint['name']}",
+        "route_prefix": f"{ENDPOINT_PREFIX}{endpoint['name']}",
         "import_path": ROUTER_IMPORT_PATH,
         "runtime_env": {"py_modules": list(py_modules)},
         "deployments": [{

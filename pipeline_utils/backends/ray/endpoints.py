@@ -21,6 +21,7 @@ import httpx
 from pipeline_utils.backends.ray import config as serve_config
 from pipeline_utils.backends.ray.package import project_package
 from pipeline_utils.backends.ray.records import Records
+from pipeline_utils.deploy.routes import ENDPOINT_PREFIX
 from pipeline_utils.deploy.traffic import (
     PIN_HEADERS,
     SERVED_HEADERS,
@@ -214,7 +215,7 @@ class EndpointMethods:
 
     def endpoint_url(self, name: str) -> str:
         """The router's route on Serve's proxy: ``<serve url>/endpoints/<name>``."""
-        return f"{self.serve_url}{serve_config.ENDPOINT_ROUTE_PREFIX}{name}"
+        return f"{self.serve_url}{ENDPOINT_PREFIX}{name}"
 
     def predict_endpoint(
         self, endpoint: str, payload: Any, deployment: str | None = None, timeout: float = 300.0

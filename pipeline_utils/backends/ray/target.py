@@ -31,6 +31,7 @@ from pipeline_utils.config.names import (
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
 from pipeline_utils.deploy.flavours import detect
+from pipeline_utils.deploy.routes import INFERENCE_PREFIX
 from pipeline_utils.deploy.submission import edi_submission
 from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady, Unavailable
 
@@ -337,7 +338,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
 
     def url(self, name: str) -> str:
         """The application's route on Serve's proxy: ``<serve url>/dlim/v1/inference/<name>``."""
-        return f"{self.serve_url}{serve_config.ROUTE_PREFIX}{name}"
+        return f"{self.serve_url}{INFERENCE_PREFIX}{name}"
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll until the application is RUNNING and a replica's kernel answers; NotReady when it fails or times

@@ -8,13 +8,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pipeline_utils.config.settings import mlops_home
+from pipeline_utils.deploy.routes import ENDPOINT_PREFIX, INFERENCE_PREFIX  # noqa: F401 - the runtime's routes
 from pipeline_utils.errors import BadInput
 
 DEFAULT_PORT = 8780
 PORT_ENV = "MLOPS_RUNTIME_PORT"
 HOST = "127.0.0.1"
-INFERENCE_PREFIX = "/dlim/v1/inference/"
-ENDPOINT_PREFIX = "/endpoints/"
 ALREADY_RUNNING = 3
 BAD_SETTINGS = 78
 """The daemon's exit code for settings it cannot run with (EX_CONFIG): its supervisor does not start it again."""
