@@ -73,7 +73,7 @@ def main() -> None:
         os.environ.pop("MLOPS_VOLUMES_DIR", None)
         from pipeline_utils.backends import get_space
         from pipeline_utils.monitor import configure_monitors, run_monitors
-        from pipeline_utils.monitor.payload import payload_records
+        from pipeline_utils.monitor.payloadstore import payload_records
         from pipeline_utils.volumes import get_volumes
 
         rng = random.Random(12)

@@ -1,12 +1,13 @@
-"""Payload-log writer cost per record: ``stored_bodies`` + ``append_rows`` vs plain json.loads/dumps + executemany.
+"""Payload-log writer cost per record: ``stored_region`` + ``append_batches`` vs json.loads/dumps + executemany.
 
 Run: ``python bench/bench_payload_records.py [--records 10000] [--batch 200] [--prefill 100000] [--repeat 3]``.
 Does what the runtime's payload writer does with each batch of raw bodies (a 20-float JSON request and a small
 JSON response), for a deployment without custom args and one with, and the general path (``decode_body`` of each
-body, then ``log_payloads``) for comparison, against a table already holding ``--prefill``
-rows of that deployment (so pruning to ``MAX_RECORDS`` runs as in steady state). The baseline parses and
+body, then ``log_payloads``) for comparison, against a log already holding ``--prefill``
+records of that deployment (so pruning to ``MAX_RECORDS`` runs as in steady state). The baseline parses and
 re-serialises the same bodies with the json module and inserts them with one executemany per batch into a table
-of the same shape. Uses a temporary MLOPS_HOME; prints µs per record (best of ``--repeat``) and the ratio.
+of one row per record (the payload log's shape before it stored a row per batch), with the same prefill. Uses a
+temporary MLOPS_HOME; prints µs per record (best of ``--repeat``) and the ratio.
 """
 
 from __future__ import annotations
@@ -43,33 +44,56 @@ def bodies(count: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def prefill(conn: sqlite3.Connection, deployment: str, rows: int) -> None:
-    """``rows`` old records of ``deployment``, as if it had been logging for a while."""
+def prefill(conn: sqlite3.Connection, deployment: str, rows: int, batch: int) -> None:
+    """``rows`` old records of ``deployment`` in the payload log and in the baseline's table, as if it had been
+    logging for a while."""
+    from pipeline_utils.monitor.payloadstore import append_batches, batch_row
+
     request, response = bodies(1)[0]
     now = time.time()
+    row = batch_row(deployment, [now] * batch, [200] * batch, [1.0] * batch, b",".join([request] * batch),
+                    b",".join([response] * batch))
+    append_batches([row] * (rows // batch), conn=conn)
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO monitor_payload_log (deployment, logged_at, status, elapsed_ms, request_json, response_json)"
+        "INSERT INTO bench_baseline (deployment, logged_at, status, elapsed_ms, request_json, response_json)"
         " VALUES (?, ?, '200', 1.0, ?, ?)",
         ((deployment, now, request.decode(), response.decode()) for _ in range(rows)),
     )
     conn.execute("COMMIT")
 
 
-def run_writer(conn: sqlite3.Connection, deployment: str, pairs: list, batch: int, secrets: tuple) -> None:
-    """What the payload writer does per batch: ``stored_bodies`` of all its bodies, then one ``append_rows``."""
-    from pipeline_utils.monitor.payload import append_rows, clean_secrets, stored_bodies
+Frame = tuple[bytes, list[int], bytes, list[int]]
+
+
+def frames(pairs: list[tuple[bytes, bytes]], batch: int) -> list[Frame]:
+    """The records as the runtime's daemon hands them to the writer: per ``batch`` records, the requests back to back
+    (each followed by a comma) and their lengths, the same for the responses (built before timing: the daemon's)."""
+    result = []
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start : start + batch]
+        result.append((b"".join(request + b"," for request, _ in chunk), [len(request) for request, _ in chunk],
+                       b"".join(response + b"," for _, response in chunk), [len(response) for _, response in chunk]))
+    return result
+
+
+def run_writer(conn: sqlite3.Connection, deployment: str, batches: list[Frame], secrets: tuple) -> None:
+    """What the payload writer does per frame: ``stored_region`` of its requests and of its responses,
+    ``batch_row`` and one ``append_batches``."""
+    from pipeline_utils.monitor.payload import clean_secrets, stored_region
+    from pipeline_utils.monitor.payloadstore import append_batches, batch_row
 
     now = time.time()
     secrets = clean_secrets(secrets)
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start : start + batch]
-        texts = stored_bodies([body for pair in chunk for body in pair], [secrets] * (2 * len(chunk)))
-        rows = [(deployment, now, "200", 1.234, texts[2 * i], texts[2 * i + 1]) for i in range(len(chunk))]
-        append_rows(rows, conn=conn)
+    for requests, request_lengths, responses, response_lengths in batches:
+        count = len(request_lengths)
+        row = batch_row(deployment, [now] * count, [200] * count, [1.234] * count,
+                        stored_region(requests, request_lengths, secrets),
+                        stored_region(responses, response_lengths, secrets))
+        append_batches([row], conn=conn)
 
 
-def run_general(conn: sqlite3.Connection, deployment: str, pairs: list, batch: int, secrets: tuple) -> None:
+def run_general(conn: sqlite3.Connection, deployment: str, pairs: list, secrets: tuple, batch: int) -> None:
     """The general path: ``decode_body`` of each body, then one ``log_payloads`` per batch."""
     from pipeline_utils.monitor.payload import decode_body, log_payloads
 
@@ -126,21 +150,24 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-payload-") as tmp:
         os.environ["MLOPS_HOME"] = tmp
-        from pipeline_utils.monitor import payload  # noqa: F401 - registers the payload log schema
+        from pipeline_utils.monitor import payloadstore  # noqa: F401 - registers the payload log schema
         from pipeline_utils.store import connect
 
         conn = connect(Path(tmp))
         conn.execute(BASELINE_TABLE)
         pairs = bodies(args.records)
         for deployment in ("plain", "with-secrets"):
-            prefill(conn, deployment, args.prefill)
+            prefill(conn, deployment, args.prefill, args.batch)
         baseline = best_us_per_record(lambda: run_baseline(conn, "plain", pairs, args.batch), args.records, args.repeat)
         print(f"baseline json.loads+dumps+executemany: {baseline:7.2f} us/record")
-        paths = (("writer: stored_bodies+append_rows", run_writer), ("general: decode_body+log_payloads", run_general))
+        paths = (
+            ("writer: stored_region+append_batches", partial(run_writer, batches=frames(pairs, args.batch))),
+            ("general: decode_body+log_payloads", partial(run_general, pairs=pairs, batch=args.batch)),
+        )
         for label, run in paths:
             for deployment, secrets in (("plain", ()), ("with-secrets", SECRETS)):
                 cost = best_us_per_record(
-                    partial(run, conn, deployment, pairs, args.batch, secrets), args.records, args.repeat
+                    partial(run, conn, deployment, secrets=secrets), args.records, args.repeat
                 )
                 print(f"{label} {deployment:>12}: {cost:7.2f} us/record  ratio {cost / baseline:.2f}")
         conn.close()

@@ -13,7 +13,8 @@ from pipeline_utils.monitor.api import (
 )
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
 from pipeline_utils.monitor.model import Measurement, MonitorInstance, MonitorStatus, Run
-from pipeline_utils.monitor.payload import log_payload, payload_count
+from pipeline_utils.monitor.payload import log_payload
+from pipeline_utils.monitor.payloadstore import payload_count
 from pipeline_utils.monitor.report import format_status, history_table, run_table, status_table
 from pipeline_utils.monitor.service import MonitorService
 

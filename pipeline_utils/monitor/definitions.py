@@ -39,7 +39,7 @@ import numpy as np
 
 from pipeline_utils.config.settings import mlops_home
 from pipeline_utils.errors import BadInput
-from pipeline_utils.monitor import files, masks, payload
+from pipeline_utils.monitor import files, masks, payloadstore
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
 from pipeline_utils.monitor.drift_monitor import drift_metrics
 from pipeline_utils.volumes import Volume, as_volume, clean_path
@@ -130,10 +130,10 @@ def generic_metrics(config: dict, volume: Volume | os.PathLike) -> dict[str, flo
         "num_images_total_predicted": float(len(pred)),
     }
     run = current_run()
-    if run is not None and payload.payload_count(run.deployment):
-        values["num_payload_records"] = float(payload.payload_count(run.deployment))
+    if run is not None and payloadstore.payload_count(run.deployment):
+        values["num_payload_records"] = float(payloadstore.payload_count(run.deployment))
         since = time.time() - days * files.DAY_SECONDS
-        values["num_payload_records_recent"] = float(payload.payload_count(run.deployment, since))
+        values["num_payload_records_recent"] = float(payloadstore.payload_count(run.deployment, since))
     return values
 
 

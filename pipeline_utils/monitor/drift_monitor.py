@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from pipeline_utils.monitor import drift, payload
+from pipeline_utils.monitor import drift, payloadstore
 from pipeline_utils.monitor.config import PROVIDER, DriftConfig
 from pipeline_utils.monitor.context import EvaluationFailed, current_run, note_problem
 from pipeline_utils.monitor.drift_payload import (
@@ -62,14 +62,14 @@ NAME = "drift_metrics"
 def recent_records(deployment: str, days: float, limit: int) -> list[dict]:
     """The latest ``limit`` payload records of ``deployment`` logged in the past ``days`` days, newest first."""
     cutoff = from_epoch(time.time() - days * DAY_SECONDS)
-    return [r for r in payload.payload_records(deployment, limit) if r["logged_at"] >= cutoff]
+    return [r for r in payloadstore.payload_records(deployment, limit) if r["logged_at"] >= cutoff]
 
 
 def has_payload_records(config: dict, deployment: str) -> bool:
     """The ``has_data`` hook: ``deployment`` logged at least ``min_records`` records in the past ``most_recent``
     days (a count, without reading them: whether they are usable is the run's to say, with the reason)."""
     since = time.time() - config["most_recent"] * DAY_SECONDS
-    return payload.payload_count(deployment, since) >= config["min_records"]
+    return payloadstore.payload_count(deployment, since) >= config["min_records"]
 
 
 def _require(usable: int, recent: int, config: DriftConfig, deployment: str, what: str) -> None:

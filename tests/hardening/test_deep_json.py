@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from pipeline_utils.backends.local.runtime import client
-from pipeline_utils.monitor import payload
+from pipeline_utils.monitor import payloadstore
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def test_deep_request_does_not_sink_the_payload_log_batch(runtime: str, sklearn_
             assert http.post(url, json={"data": [ROW], "i": i}).status_code == 200
     assert kernel_pid(client.get("plog")) == pid
     client.stop("plog")
-    records = payload.payload_records("plog", limit=2 * n)
+    records = payloadstore.payload_records("plog", limit=2 * n)
     assert len(records) == n + 1
     assert sorted(r["request"]["i"] for r in records if r["status"] == "200") == list(range(n))
     (deep,) = [r for r in records if r["status"] == "400"]

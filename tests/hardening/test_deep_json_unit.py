@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline_utils.backends.local.runtime import payloadlog
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
 from pipeline_utils.kernels import handlers, ipc
-from pipeline_utils.monitor import payload
+from pipeline_utils.monitor import payload, payloadstore
 from tests.example_ihc import helpers  # noqa: F401 - puts the image kernel's folder on the import path
 
 
@@ -40,7 +40,7 @@ def test_an_unencodable_record_does_not_sink_its_batch() -> None:
     records = [{"deployment": "dep-d", "request": {"i": i}, "response": {"ok": True}} for i in range(5)]
     records.insert(2, {"deployment": "dep-d", "request": deep, "response": {"ok": False}})
     assert payload.log_payloads(records) == 6
-    stored = payload.payload_records("dep-d", limit=10)
+    stored = payloadstore.payload_records("dep-d", limit=10)
     assert sorted(r["request"]["i"] for r in stored if "i" in r["request"]) == list(range(5))
     (marker,) = [r["request"] for r in stored if "i" not in r["request"]]
     assert marker["_truncated"] is True and "RecursionError" in marker["_reason"]
@@ -54,7 +54,7 @@ def test_payload_writer_keeps_the_batch_of_a_deep_request(mlops_home: Path) -> N
     assert log.flush(10)
     log.close()
     assert log.stats("dep-w")["written"] == 151 and log.stats("dep-w")["failed"] == 0
-    assert payload.payload_count("dep-w") == 151
+    assert payloadstore.payload_count("dep-w") == 151
 
 
 class Broken:

@@ -134,7 +134,7 @@ def test_an_endpoint_splits_pins_and_reports_which_deployment_served(blue_green)
 
 
 def test_a_mirror_copies_its_share_and_the_live_answer_comes_from_the_live_deployment(blue_green) -> None:
-    from pipeline_utils.monitor import payload
+    from pipeline_utils.monitor import payloadstore
 
     client = blue_green
     client.create_endpoint("shop", ["blue", "green"])
@@ -149,7 +149,7 @@ def test_a_mirror_copies_its_share_and_the_live_answer_comes_from_the_live_deplo
             time.sleep(0.05)
     client.stop("blue")
     client.stop("green")  # flushes the payload log
-    assert payload.payload_count("blue") == 50 and payload.payload_count("green") == 10
+    assert payloadstore.payload_count("blue") == 50 and payloadstore.payload_count("green") == 10
 
 
 def test_the_split_survives_a_runtime_restart_and_guards_its_deployments(blue_green) -> None:

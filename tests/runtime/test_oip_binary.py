@@ -16,7 +16,7 @@ from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from pipeline_utils import oip
 from pipeline_utils.backends.local.runtime import client
-from pipeline_utils.monitor import payload
+from pipeline_utils.monitor import payload, payloadstore
 
 pytestmark = pytest.mark.slow
 
@@ -261,7 +261,7 @@ def test_payload_log_keeps_the_header_and_the_tensors(estimator: str) -> None:
     refused, refused_headers = _binary({"inputs": [_input([2, 20], "FP32", 160)]}, rows.tobytes()[:100])
     assert httpx.post(f"{estimator}/v2/models/clf/infer", content=refused, headers=refused_headers).status_code == 400
     client.stop("clf")
-    stored_refusal, stored = payload.payload_records("clf")
+    stored_refusal, stored = payloadstore.payload_records("clf")
     (tensor,) = stored["request"]["inputs"]
     assert tensor["shape"] == [2, 20] and tensor["parameters"] == {"binary_data_size": 160}
     assert tensor["data"] == rows.ravel().tolist()
@@ -293,4 +293,4 @@ def test_payload_decoding_of_binary_bodies_in_process() -> None:
     nested = oip.binary_prefix(8) + oip.binary_prefix(0)
     assert payload.decode_body(oip.binary_prefix(len(nested)) + nested)["header"] == nested.decode("latin-1")
     payload.log_payloads([{"deployment": "dep-bin", "request": stored, "response": None}])
-    assert payload.payload_records("dep-bin")[0]["request"]["inputs"][0]["shape"] == [3000]
+    assert payloadstore.payload_records("dep-bin")[0]["request"]["inputs"][0]["shape"] == [3000]

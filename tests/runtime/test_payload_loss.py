@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline_utils.backends.local.runtime import client
-from pipeline_utils.monitor import payload
+from pipeline_utils.monitor import payloadstore
 
 from .loadgen import load
 
@@ -92,11 +92,11 @@ def test_writer_outlives_a_sigkilled_daemon_and_writes_all_it_received(
         for i in range(40):
             assert http.post(url, json={"i": i}).status_code == 200
     assert client.get("keep")["payload_log"]["queued"] == 40
-    assert payload.payload_count("keep") == 0  # nothing written yet: the writer holds all 40
+    assert payloadstore.payload_count("keep") == 0  # nothing written yet: the writer holds all 40
 
     _kill_daemon_and_wait_for_the_next()
     stats = _settled("keep")
-    assert payload.payload_count("keep") == 40
+    assert payloadstore.payload_count("keep") == 40
     assert stats["lost"] == 0
     assert "no records lost when an earlier daemon stopped" in _daemon_log(mlops_home)
 
@@ -123,7 +123,7 @@ def test_records_the_daemon_had_not_sent_are_counted_lost_exactly(
         finally:
             os.kill(writer, signal.SIGCONT)
     stats = _settled("stuck")
-    written = payload.payload_count("stuck")
+    written = payloadstore.payload_count("stuck")
     assert stats["lost"] > 0, "12 MB cannot all have fitted in the socket: some records were in the daemon's memory"
     assert written + stats["lost"] == sent, (written, stats)
     assert _lost_metric(slow_writer_runtime, "stuck") == stats["lost"]
@@ -153,7 +153,7 @@ def test_sigkill_under_load_loses_at_most_one_interval_and_says_how_many(
     _until(lambda: (client.daemon_info() or old)["pid"] != old["pid"])
     lost = _settled("busy")["lost"]
     client.stop("busy")  # writes what the new daemon logged
-    stored = [r["request"]["i"] for r in payload.payload_records("busy", limit=2 * total)]
+    stored = [r["request"]["i"] for r in payloadstore.payload_records("busy", limit=2 * total)]
     assert len(stored) == len(set(stored)), "a record stored twice"
     answered = {json.loads(body)["echo"]["i"] for status, body in answers if status == 200}
     unanswered = set(range(total)) - answered  # cut by the kill: logged by the old daemon, or never reached it

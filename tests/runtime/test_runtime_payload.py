@@ -15,19 +15,20 @@ from pipeline_utils.backends.local.runtime import client, payloadlog
 from pipeline_utils.backends.local.runtime.metrics import Metrics
 from pipeline_utils.backends.local.runtime.profile import apply_changes, default_profile, with_defaults
 from pipeline_utils.errors import PipelineError
-from pipeline_utils.monitor import payload
+from pipeline_utils.monitor import payload, payloadstore
 from pipeline_utils.monitor.context import run_context
 from pipeline_utils.monitor.definitions import generic_metrics
+from pipeline_utils.store import connect
 
 SECRET = "pl-s3cr3t-9d41e7"
 
 
 def _wait_count(name: str, expected: int, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
-    count = payload.payload_count(name)
+    count = payloadstore.payload_count(name)
     while count < expected and time.monotonic() < deadline:
         time.sleep(0.05)
-        count = payload.payload_count(name)
+        count = payloadstore.payload_count(name)
     return count
 
 
@@ -60,13 +61,13 @@ def test_batch_api_masks_custom_arg_values_everywhere() -> None:
             {"deployment": "dep-b", "request": {"i": 2}, "response": None},
         ]
     )
-    assert written == 2 and payload.payload_count("dep-b") == 2
-    second, first = payload.payload_records("dep-b")
+    assert written == 2 and payloadstore.payload_count("dep-b") == 2
+    second, first = payloadstore.payload_records("dep-b")
     assert first["request"] == {"note": "key=***", "***": 1, "n": "***", "password": "***"}
     assert first["response"] == "raw *** text" and first["status"] == "200"
     assert second["request"] == {"i": 2}
     payload.log_payload("dep-b", {"x": "y"}, {"z": 1})  # the one-record API still works
-    assert payload.payload_count("dep-b") == 3
+    assert payloadstore.payload_count("dep-b") == 3
 
 
 def test_decode_body_parses_lazily_and_caps() -> None:
@@ -76,7 +77,7 @@ def test_decode_body_parses_lazily_and_caps() -> None:
     decoded = payload.decode_body(big)
     assert decoded["_truncated"] is True and decoded["_bytes"] == len(big) and len(decoded["_sha256"]) == 64
     payload.log_payloads([{"deployment": "dep-n", "request": payload.decode_body(b"[NaN, 1]"), "response": None}])
-    assert payload.payload_records("dep-n")[0]["request"] == ["nan", 1]  # one odd body does not sink a batch
+    assert payloadstore.payload_records("dep-n")[0]["request"] == ["nan", 1]  # one odd body does not sink a batch
 
 
 def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -96,10 +97,10 @@ def test_writer_queue_drops_oldest_when_full(monkeypatch: pytest.MonkeyPatch, ml
         log.put("dep-q", 200, 1.0, f'{{"i": {i}}}'.encode(), b'{"ok": true}', ())
     assert _until(lambda: log.stats("dep-q")["dropped"] == 3), log.stats("dep-q")  # dropped in the writer process
     assert log.queued("dep-q") == 5 and log.queued() == 5
-    assert payload.payload_count("dep-q") == 0  # nothing written before the interval or a flush
+    assert payloadstore.payload_count("dep-q") == 0  # nothing written before the interval or a flush
     assert log.flush(10)
     log.close()
-    assert [r["request"]["i"] for r in payload.payload_records("dep-q")] == [7, 6, 5, 4, 3]
+    assert [r["request"]["i"] for r in payloadstore.payload_records("dep-q")] == [7, 6, 5, 4, 3]
     assert log.stats("dep-q") == {
         "written": 5, "dropped": 3, "failed": 0, "lost": 0, "queued": 0, "last_error": "", "earlier_writers": 0,
     }  # fmt: skip
@@ -116,7 +117,7 @@ def test_secrets_reach_the_writer_over_its_socket_only(monkeypatch: pytest.Monke
     for view in ("cmdline", "environ"):
         assert SECRET.encode() not in Path(f"/proc/{writer}/{view}").read_bytes(), f"custom-arg value in its {view}"
     log.close()
-    [record] = payload.payload_records("dep-s")
+    [record] = payloadstore.payload_records("dep-s")
     assert record["request"] == {"key": "***"} and record["response"] == "echo ***"
 
 
@@ -143,7 +144,7 @@ def test_a_killed_writer_is_replaced_and_what_it_held_counted_lost(
     assert log.session.proc.pid != first.pid
     assert log.flush(10)
     log.close()
-    assert [r["request"]["i"] for r in payload.payload_records("dep-k")] == [7]
+    assert [r["request"]["i"] for r in payloadstore.payload_records("dep-k")] == [7]
     stats = log.stats("dep-k")
     assert (stats["written"], stats["lost"], stats["failed"], stats["queued"]) == (1, 6, 1, 0)
     assert f"writer pid {first.pid} exited" in stats["last_error"]
@@ -170,7 +171,7 @@ def test_off_by_default_then_switched_on_live(runtime: str, echo_kernel: Path, t
     for i in range(5):
         assert httpx.post(url, json={"i": i}).status_code == 200
     time.sleep(0.8)
-    assert payload.payload_count("plog") == 0
+    assert payloadstore.payload_count("plog") == 0
 
     profile = client.update_profile("plog", {"logging.payload": True})
     assert profile["logging"]["payload"] is True
@@ -180,7 +181,7 @@ def test_off_by_default_then_switched_on_live(runtime: str, echo_kernel: Path, t
         for i in range(n):
             assert http.post(url, json={"i": i, "text": f"row {i}"}).status_code == 200
     assert _wait_count("plog", n) == n
-    records = payload.payload_records("plog", limit=n)
+    records = payloadstore.payload_records("plog", limit=n)
     assert sorted(r["request"]["i"] for r in records) == list(range(n))
     for record in records:
         assert record["status"] == "200" and record["elapsed_ms"] > 0
@@ -201,7 +202,7 @@ def test_off_by_default_then_switched_on_live(runtime: str, echo_kernel: Path, t
     client.update_profile("plog", {"logging.payload": False})
     assert httpx.post(url, json={"i": -1}).status_code == 200
     client.stop("plog")
-    assert payload.payload_count("plog") == n
+    assert payloadstore.payload_count("plog") == n
 
 
 @pytest.mark.slow
@@ -215,8 +216,8 @@ def test_custom_arg_values_never_stored(runtime: str, echo_kernel: Path, mlops_h
     raw = httpx.post(url, content=f"not json {SECRET}".encode())
     assert raw.status_code == 500
     client.stop("plsec")
-    assert payload.payload_count("plsec") == 2
-    text_record, json_record = payload.payload_records("plsec")
+    assert payloadstore.payload_count("plsec") == 2
+    text_record, json_record = payloadstore.payload_records("plsec")
     assert json_record["request"]["note"] == "my key is ***"
     assert json_record["response"]["env"] == {"CPD_API_KEY": "***"}
     assert json_record["response"]["globals"] == {"CPD_API_KEY": "***"}
@@ -243,14 +244,62 @@ def test_records_flushed_on_stop_and_shutdown(slow_writer_runtime: str, echo_ker
     for i in range(7):
         assert httpx.post(url, json={"i": i}).status_code == 200
     time.sleep(0.3)
-    assert payload.payload_count("plstop") == 0
+    assert payloadstore.payload_count("plstop") == 0
     assert client.get("plstop")["payload_log"]["queued"] == 7
     client.stop("plstop")
-    assert payload.payload_count("plstop") == 7
+    assert payloadstore.payload_count("plstop") == 7
 
     client.start("plstop")
     client.wait_ready("plstop")
     for i in range(3):
         assert httpx.post(url, json={"i": i}).status_code == 200
     assert client.shutdown_daemon(timeout=20)
-    assert payload.payload_count("plstop") == 10
+    assert payloadstore.payload_count("plstop") == 10
+
+
+def test_frames_of_many_records_from_the_event_loop_are_stored_in_order_and_masked(
+    monkeypatch: pytest.MonkeyPatch, mlops_home: Path
+) -> None:
+    """On the event loop, records gather for 50 ms into one frame per deployment (as in the daemon): two deployments
+    interleaved, one with a custom arg that shows up in some bodies, odd bodies among plain ones, the custom arg
+    changed halfway (the records before keep the old value's masking)."""
+    import asyncio
+
+    def body(i: int) -> bytes:
+        if i % 97 == 5:
+            return f"not json {i}".encode()
+        if i % 89 == 7:
+            return f'{{"i": {i}, "note": "{SECRET}"}}'.encode()
+        return f'{{"i": {i}, "row": [0.5, {i}, -1e-3]}}'.encode()
+
+    async def send() -> None:
+        log = payloadlog.PayloadLog(mlops_home)
+        for i in range(1200):
+            secrets = (SECRET,) if i < 600 else (SECRET, "other-value-2")
+            log.put("dep-a", 200, 0.5, body(i), b'{"ok": [1, 2]}', secrets)
+            log.put("dep-b", 201, 0.25, f'[{i}]'.encode(), b"[]", ())
+            if i % 100 == 99:
+                await asyncio.sleep(0.06)  # a send happens: frames of about 100 records each
+        assert await log.flush_async(30)
+        assert log.stats("dep-a")["written"] == 1200 and log.stats("dep-b")["written"] == 1200
+        log.close()
+
+    asyncio.run(send())
+    records = payloadstore.payload_records("dep-a", limit=2000)[::-1]
+    assert len(records) == 1200
+    for i, record in enumerate(records):
+        if i % 97 == 5:
+            assert record["request"] == f"not json {i}"
+        elif i % 89 == 7:
+            assert record["request"] == {"i": i, "note": "***"}
+        else:
+            assert record["request"] == {"i": i, "row": [0.5, i, -1e-3]}
+        assert record["status"] == "200" and record["elapsed_ms"] == 0.5 and record["response"] == {"ok": [1, 2]}
+    assert [r["request"] for r in payloadstore.payload_records("dep-b", limit=2000)[::-1]] == [[i] for i in range(1200)]
+    conn = connect(mlops_home)
+    rows = conn.execute("SELECT deployment, records FROM monitor_payload_batches").fetchall()
+    conn.close()
+    assert max(count for _, count in rows) >= 50, "records were framed together"
+    for path in mlops_home.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path

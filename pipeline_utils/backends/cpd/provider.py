@@ -15,7 +15,7 @@ check_monitor` and runs it with the same :func:`~pipeline_utils.monitor.evaluati
 reading the CPD storage volume through :mod:`pipeline_utils.volumes` (the cpd backend), then posts the values to
 ``/v2/monitor_instances/{id}/measurements`` and patches the run's ``/status`` (``finished``, or ``error`` with the
 reason; the run's non-fatal problems go to ``/status/message``, one per line) as OpenScale's CPD 5.x protocol asks.
-The WML runtime needs the packages these modules import when run: numpy, Pillow, pydantic, orjson and httpx.
+The WML runtime needs the packages these modules import when run: numpy, Pillow, pydantic, msgspec and httpx.
 """
 
 from __future__ import annotations

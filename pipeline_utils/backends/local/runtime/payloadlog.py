@@ -1,20 +1,22 @@
 """Payload logging for the runtime, daemon side: the event loop streams raw records to a writer process.
 
-``put`` (on the event loop) parses nothing: it counts the record in the session's counts file and appends
-a small header and the raw request and response bytes to a send buffer; one ``sendmsg`` every
-``SEND_SECONDS`` (or as soon as ``SEND_BYTES`` wait) hands what is buffered to the writer process
-(:mod:`payloadwriter`) over a Unix socket pair. The writer decodes, masks and writes in its own process, so it
-does not share the daemon's GIL. A deployment's custom-arg values reach the writer over that socket only, once
-per deployment and when they change.
+``put`` (on the event loop) parses nothing: it counts the record in the session's counts file and appends its
+status, latency, time and body lengths to the deployment's table of records, and the raw request and response bytes,
+each followed by a comma, to the deployment's request and response buffers. Every ``SEND_SECONDS`` (or as soon as
+``SEND_BYTES`` wait) each deployment's buffers become one ``RECORDS`` frame and one ``sendmsg`` hands them to the
+writer process (:mod:`payloadwriter`) over a Unix socket pair. The writer checks, masks and writes in its own
+process, so it does not share the daemon's GIL, and handles a whole frame with a few passes of C code over each
+buffer, never a Python step per record (see :func:`payload.stored_region`). A deployment's custom-arg values reach
+the writer over that socket only, once per deployment and when they change.
 
-Bounded: a record that finds ``MAX_QUEUED`` records or ``MAX_QUEUED_BYTES`` of bodies waiting to be sent
-(the writer stuck) is refused; the writer keeps at most as many and drops the oldest; both count as
-``dropped``. Bounded loss: when the daemon is SIGKILLed, what it had not sent yet (``SEND_SECONDS`` of
-records, more only while the writer's socket is full) is lost; its writer reads to the end of the stream,
-writes what it received and exits. The next daemon's :class:`PayloadLog` waits (in a thread) for the lock on
-the counts file of each earlier writer, counts the records sent and never written, dropped or failed, and
-reports them as ``lost`` (the daemon log, :meth:`PayloadLog.stats`, ``/metrics``). A writer that dies is
-replaced (after ``RESPAWN_PAUSE_SECONDS``) and its losses are counted the same way.
+Bounded: a record that finds ``MAX_QUEUED`` records or ``MAX_QUEUED_BYTES`` of bodies waiting to be sent (the writer
+stuck) is refused; the writer keeps at most as many (and the newest frame) and drops the oldest frames; both count
+as ``dropped``. Bounded loss: when the daemon is SIGKILLed, what it had not sent yet (``SEND_SECONDS`` of records,
+more only while the writer's socket is full) is lost; its writer reads to the end of the stream, writes what it
+received and exits. The next daemon's :class:`PayloadLog` waits (in a thread) for the lock on the counts file of
+each earlier writer, counts the records sent and never written, dropped or failed, and reports them as ``lost`` (the
+daemon log, :meth:`PayloadLog.stats`, ``/metrics``). A writer that dies is replaced (after
+``RESPAWN_PAUSE_SECONDS``) and its losses are counted the same way.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_utils.backends.local.runtime.payloadwriter import (
+    COUNT,
     DROPPED,
     FAILED,
     FLUSH,
     META,
-    RECORD,
-    RECORD_HEAD,
+    RECORDS,
     REFUSED,
     SECRETS,
     SENT,
@@ -63,6 +65,7 @@ POLL_SECONDS = 0.005
 RESPAWN_PAUSE_SECONDS = 1.0
 WRITER_MODULE = "pipeline_utils.backends.local.runtime.payloadwriter"
 FLUSH_FRAME = ipc.pack(0, FLUSH)
+RECORD_BYTES = META.size + 2  # what a record adds to a frame beside its bodies (its table entry, two commas)
 
 
 def _interval() -> float:
@@ -118,15 +121,27 @@ def _spawn_writer(home: Path, counts_fd: int, interval: float) -> tuple[socket.s
 
 
 class _Slot:
-    """A deployment's place in a session's counts file, and the custom-arg values its writer was given."""
+    """A deployment's place in a session's counts file, the custom-arg values its writer was given, and its
+    records not framed yet (see the module docstring)."""
 
-    __slots__ = ("index", "sent", "refused", "secrets")
+    __slots__ = ("index", "sent", "refused", "secrets", "metas", "requests", "responses", "pending")
 
     def __init__(self, index: int, secrets: tuple) -> None:
         self.index = index
         self.sent = Counts.index(index, SENT)
         self.refused = Counts.index(index, REFUSED)
         self.secrets = secrets
+        self.metas = bytearray()
+        self.requests = bytearray()
+        self.responses = bytearray()
+        self.pending = 0
+
+    def frame(self) -> list[Any]:
+        """The buffered records as one ``RECORDS`` frame (a list of buffers to send); the buffers start afresh."""
+        body = (COUNT.pack(self.pending), self.metas, self.requests, self.responses)
+        length = sum(len(part) for part in body)
+        self.metas, self.requests, self.responses, self.pending = bytearray(), bytearray(), bytearray(), 0
+        return [ipc.HEADER.pack(length, self.index, RECORDS), *body]
 
 
 class _Session:
@@ -149,7 +164,9 @@ class _Session:
         self.waiter: threading.Thread | None = None
         self.slots: dict[str, _Slot] = {}
         self.out: list[Any] = []
+        self.out_records: list[int] = []  # beside each buffer of ``out``: the records whose frame it ends
         self.out_bytes = 0
+        self.unsent = 0  # records put and not handed to the socket yet (buffered in slots or in ``out``)
         self.scheduled = False
         self.blocked = False  # the socket was full at the last send
         self.closing = False
@@ -171,8 +188,20 @@ class _Session:
         return sent, done
 
     def queue(self, frame: bytes) -> None:
+        """Queue a control frame, after every record put before it."""
+        self.frame_pending()
         self.out.append(frame)
+        self.out_records.append(0)
         self.out_bytes += len(frame)
+
+    def frame_pending(self) -> None:
+        """Move every slot's buffered records into the send buffer, a frame per slot."""
+        for slot in self.slots.values():
+            if slot.pending:
+                count = slot.pending
+                parts = slot.frame()
+                self.out += parts
+                self.out_records += [0] * (len(parts) - 1) + [count]
 
     def consume(self, sent: int) -> None:
         """Forget the first ``sent`` bytes of the send buffer."""
@@ -183,8 +212,19 @@ class _Session:
             sent -= len(out[done])
             done += 1
         del out[:done]
+        self.unsent -= sum(self.out_records[:done])
+        del self.out_records[:done]
         if sent:
             out[0] = memoryview(out[0])[sent:]
+
+    def clear(self) -> None:
+        """Forget everything not sent (the writer is gone)."""
+        for slot in self.slots.values():
+            slot.frame()
+        self.out.clear()
+        self.out_records.clear()
+        self.out_bytes = 0
+        self.unsent = 0
 
     def release(self) -> None:
         """Close the daemon's handles on the counts file (the flock goes once the writer's are closed too)."""
@@ -229,18 +269,21 @@ class PayloadLog:
                 slot = self._name_slot(session, deployment, secrets)
             values = session.counts.values
             values[slot.sent] += 1
-            size = len(request) + len(response)
-            if session.out_bytes + size > MAX_QUEUED_BYTES or len(session.out) >= 3 * MAX_QUEUED:
+            size = len(request) + len(response) + RECORD_BYTES
+            if session.out_bytes + size > MAX_QUEUED_BYTES or session.unsent >= MAX_QUEUED:
                 values[slot.refused] += 1
                 return
-            head = RECORD_HEAD.pack(
-                META.size + size, slot.index, RECORD, status, elapsed_ms, time.time(), len(request)
-            )
-            session.out += (head, request, response)
-            session.out_bytes += len(head) + size
+            slot.metas += META.pack(status, elapsed_ms, time.time(), len(request), len(response))
+            slot.requests += request
+            slot.requests += b","
+            slot.responses += response
+            slot.responses += b","
+            slot.pending += 1
+            session.unsent += 1
+            session.out_bytes += size
             if session.out_bytes >= SEND_BYTES and not session.blocked:
                 self._pump(session)
-            if session.out and not session.scheduled:
+            if session.unsent and not session.scheduled:
                 self._schedule(session)
 
     def queued(self, deployment: str | None = None) -> int:
@@ -338,7 +381,8 @@ class PayloadLog:
         return self.session
 
     def _name_slot(self, session: _Session, deployment: str, secrets: tuple) -> _Slot:
-        """The deployment's slot, named in the counts file; its custom-arg values sent to the writer."""
+        """The deployment's slot, named in the counts file; its custom-arg values sent to the writer (after the
+        records put with the values before)."""
         slot = session.slots.get(deployment)
         if slot is None:
             slot = session.slots[deployment] = _Slot(len(session.slots), secrets)
@@ -369,6 +413,7 @@ class PayloadLog:
     def _pump(self, session: _Session) -> None:
         """Send what the socket takes now, without blocking."""
         session.blocked = False
+        session.frame_pending()
         while session.out and session.sock is not None:
             try:
                 sent = session.sock.sendmsg(session.out[:IOV_MAX], (), socket.MSG_NOSIGNAL)
@@ -385,8 +430,7 @@ class PayloadLog:
         self.last_error = f"writer pid {session.proc.pid} exited ({reason})"
         _log(f"{self.last_error}; a new one starts with a record after {RESPAWN_PAUSE_SECONDS:.0f} s")
         self.spawn_after = time.monotonic() + RESPAWN_PAUSE_SECONDS
-        session.out.clear()
-        session.out_bytes = 0
+        session.clear()
         if session.sock is not None:
             session.sock.close()
             session.sock = None
@@ -460,7 +504,7 @@ class PayloadLog:
                 if session.proc.poll() is not None:
                     self._writer_gone(session, f"exit code {session.proc.returncode}")
                     return False
-                if session is self.session and session.out:
+                if session is self.session and (session.out or session.unsent):
                     self._pump(session)
                 return None
             return True

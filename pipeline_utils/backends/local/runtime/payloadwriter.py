@@ -2,12 +2,15 @@
 
 The daemon (:mod:`payloadlog`) sends length-prefixed frames (the :mod:`ipc` header, its request-id field
 holding the deployment's slot): ``SECRETS`` (a slot's custom-arg values, JSON, before its first record and
-whenever they change), ``RECORD`` (status, latency, time, then the raw request and response bytes) and
-``FLUSH`` (write what came before now). Secrets reach this process over that private socket only, never in
-its command line or environment. The writer keeps records in a bounded queue (the oldest dropped first),
-writes them in transactions of up to ``--batch`` records at most ``--interval`` seconds after they arrive,
-and exits once the daemon's end is closed and everything received is written, so a SIGKILLed daemon loses
-only what it had not sent yet.
+whenever they change), ``RECORDS`` (a count N, then N entries of :data:`META` (status, latency, time, request and
+response lengths), then the N raw requests and then the N raw responses, each followed by a comma) and ``FLUSH``
+(write what came before now). Secrets reach this process over that private socket only, never in its command
+line or environment. The writer keeps frames in a bounded queue (the oldest dropped first, whole frames, the
+newest always kept), writes them in transactions of at least ``--batch`` records (one row per frame) at most
+``--interval`` seconds after they arrive, and exits once the daemon's end is closed and everything received is
+written, so a SIGKILLed daemon loses only what it had not sent yet. A frame is handled without a Python step per
+record: its table is unpacked by ``struct.iter_unpack`` and its bodies checked and stored as two regions
+(:func:`payload.stored_region`).
 
 Both processes map a small counts file (:class:`Counts`): per slot, the daemon counts records ``sent`` and
 ``refused`` (its own backlog full), the writer counts them ``written``, ``dropped`` and ``failed``. The daemon
@@ -33,11 +36,11 @@ from typing import Any, NamedTuple
 
 from pipeline_utils.kernels import ipc
 
-RECORD = 1
+RECORDS = 1
 SECRETS = 2
 FLUSH = 3
-META = struct.Struct("<HddI")  # a record's status, latency (ms), time (UNIX) and request length
-RECORD_HEAD = struct.Struct(ipc.HEADER.format + META.format[1:])  # the ipc header (length, slot, kind), then META
+COUNT = struct.Struct("<I")  # the records in a RECORDS frame
+META = struct.Struct("<HddII")  # a record's status, latency (ms), time (UNIX), request and response lengths
 
 MAGIC = b"MLPLOG01"
 ERROR_BYTES = 256
@@ -117,18 +120,17 @@ class Counts:
         self.map.close()
 
 
-class Record(NamedTuple):
-    seq: int
+class Frame(NamedTuple):
+    """A ``RECORDS`` frame as the writer queues it."""
+
+    last: int  # the number of records received up to and including this frame's
     slot: int
-    status: int
-    elapsed_ms: float
-    logged_at: float
-    request: bytes
-    response: bytes
+    count: int
+    body: bytes
 
 
 class Writer:
-    """Receives frames, queues records (bounded, oldest dropped) and writes them to the state database in batches."""
+    """Receives frames, queues them (bounded, oldest dropped) and writes their records to the state database."""
 
     def __init__(self, sock: socket.socket, counts: Counts, home: Path, args: argparse.Namespace) -> None:
         self.sock = sock
@@ -138,8 +140,10 @@ class Writer:
         self.batch = args.batch
         self.max_queued = args.max_queued
         self.max_queued_bytes = args.max_queued_bytes
-        self.reader = ipc.FrameReader()
-        self.queue: deque[Record] = deque()
+        self.buffer = bytearray(RECEIVE_BYTES)
+        self.filled = 0
+        self.queue: deque[Frame] = deque()
+        self.queued_records = 0
         self.queued_bytes = 0
         self.received = 0
         self.flush_mark = 0
@@ -169,72 +173,95 @@ class Writer:
             return False
         return (
             self.eof
-            or len(self.queue) >= self.batch
-            or self.queue[0].seq <= self.flush_mark
+            or self.queued_records >= self.batch
+            or self.queue[0].last <= self.flush_mark
             or time.monotonic() >= self.next_write
         )
 
     def _receive(self) -> None:
-        """Read what the daemon has sent so far (at most one round's worth), without waiting."""
+        """Read what the daemon has sent so far (at most one round's worth) into the buffer, without waiting."""
         taken = 0
         while taken < RECEIVE_ROUND_BYTES and not self.eof:
-            try:
-                data = self.sock.recv(RECEIVE_BYTES)
-            except BlockingIOError:
-                return
-            except ConnectionError:
-                data = b""
-            if not data:
+            with memoryview(self.buffer) as view:
+                try:
+                    count = self.sock.recv_into(view[self.filled :])
+                except BlockingIOError:
+                    return
+                except ConnectionError:
+                    count = 0
+            if not count:
                 self.eof = True
                 return
-            taken += len(data)
-            for slot, kind, body in self.reader.feed(data):
-                self._frame(slot, kind, body)
+            taken += count
+            self.filled += count
+            self._take_frames()
 
-    def _frame(self, slot: int, kind: int, body: bytes) -> None:
-        if kind == RECORD:
-            status, elapsed_ms, logged_at, request_length = META.unpack_from(body)
-            request = body[META.size : META.size + request_length]
-            response = body[META.size + request_length :]
-            self.received += 1
-            self._enqueue(Record(self.received, slot, status, elapsed_ms, logged_at, request, response))
-        elif kind == SECRETS:
-            self.names[slot] = self.counts.name(slot)
-            self.secrets[slot] = tuple(json.loads(body))
-        elif kind == FLUSH:
-            self.flush_mark = self.received
+    def _take_frames(self) -> None:
+        """Handle the complete frames at the front of the buffer; keep an incomplete one, growing it to fit."""
+        buffer, end, offset = self.buffer, self.filled, 0
+        with memoryview(buffer) as view:
+            while end - offset >= ipc.HEADER_SIZE:
+                length, slot, kind = ipc.HEADER.unpack_from(buffer, offset)
+                start = offset + ipc.HEADER_SIZE
+                stop = start + length
+                if stop > end:
+                    break
+                body = bytes(view[start:stop])
+                if kind == RECORDS:
+                    self._enqueue(slot, body)
+                elif kind == SECRETS:
+                    self.names[slot] = self.counts.name(slot)
+                    self.secrets[slot] = tuple(json.loads(body))
+                elif kind == FLUSH:
+                    self.flush_mark = self.received
+                offset = stop
+        rest = end - offset
+        if offset and rest:
+            buffer[:rest] = buffer[offset:end]
+        self.filled = rest
+        wanted = ipc.HEADER_SIZE + ipc.HEADER.unpack_from(buffer)[0] if rest >= ipc.HEADER_SIZE else RECEIVE_BYTES
+        if wanted > len(buffer) or (len(buffer) > RECEIVE_BYTES and wanted <= RECEIVE_BYTES):
+            self.buffer = buffer[:rest] + bytes(max(wanted, RECEIVE_BYTES) - rest)  # grown for a large frame, or back
 
-    def _enqueue(self, record: Record) -> None:
+    def _enqueue(self, slot: int, body: bytes) -> None:
+        """Queue a ``RECORDS`` frame; drop the oldest frames while more than ``max_queued`` records or
+        ``max_queued_bytes`` wait (the newest frame is always kept)."""
+        (count,) = COUNT.unpack_from(body)
         if not self.queue:
             self.next_write = time.monotonic() + self.interval
-        self.queue.append(record)
-        self.queued_bytes += len(record.request) + len(record.response)
-        while len(self.queue) > self.max_queued or (self.queued_bytes > self.max_queued_bytes and len(self.queue) > 1):
-            old = self.queue.popleft()
-            self.queued_bytes -= len(old.request) + len(old.response)
-            self.counts.add(old.slot, DROPPED)
+        self.received += count
+        self.queue.append(Frame(self.received, slot, count, body))
+        self.queued_records += count
+        self.queued_bytes += len(body)
+        queue = self.queue
+        while len(queue) > 1 and (self.queued_records > self.max_queued or self.queued_bytes > self.max_queued_bytes):
+            old = queue.popleft()
+            self.queued_records -= old.count
+            self.queued_bytes -= len(old.body)
+            self.counts.add(old.slot, DROPPED, old.count)
 
     def _write_batch(self) -> None:
-        from pipeline_utils.monitor.payload import append_rows, clean_secrets, stored_bodies
+        """Store queued frames (at least ``batch`` records, or all) in one transaction, one row per frame."""
+        from pipeline_utils.monitor.payloadstore import append_batches
         from pipeline_utils.store import connect
 
-        batch = [self.queue.popleft() for _ in range(min(self.batch, len(self.queue)))]
-        self.queued_bytes -= sum(len(r.request) + len(r.response) for r in batch)
-        if not self.queue:
+        queue = self.queue
+        frames = []
+        taken = 0
+        while queue and (not frames or taken < self.batch):
+            frame = queue.popleft()
+            frames.append(frame)
+            taken += frame.count
+        self.queued_records -= taken
+        self.queued_bytes -= sum(len(frame.body) for frame in frames)
+        if not queue:
             self.next_write = time.monotonic() + self.interval
         outcome = WRITTEN
         try:
-            names = self.names
-            secrets = {slot: clean_secrets(values) for slot, values in self.secrets.items()}
-            raws = [body for r in batch for body in (r.request, r.response)]
-            texts = stored_bodies(raws, [secrets[r.slot] for r in batch for _ in "rr"])
-            rows = [
-                (names[r.slot], r.logged_at, str(r.status), round(r.elapsed_ms, 3), texts[2 * i], texts[2 * i + 1])
-                for i, r in enumerate(batch)
-            ]
+            rows = [self._row(frame) for frame in frames]
             if self.conn is None:
                 self.conn = connect(self.home)
-            append_rows(rows, conn=self.conn)
+            append_batches(rows, conn=self.conn)
         except Exception as exc:  # noqa: BLE001 - a failed write must not stop the writer
             outcome = FAILED
             self.counts.error = f"{type(exc).__name__}: {exc}"
@@ -242,11 +269,26 @@ class Writer:
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
-        per_slot: dict[int, int] = {}
-        for record in batch:
-            per_slot[record.slot] = per_slot.get(record.slot, 0) + 1
-        for slot, count in per_slot.items():
-            self.counts.add(slot, outcome, count)
+        for frame in frames:
+            self.counts.add(frame.slot, outcome, frame.count)
+
+    def _row(self, frame: Frame) -> Any:
+        """One frame's records as a row of the payload log (checked, masked and formatted by C loops)."""
+        from pipeline_utils.monitor.payload import clean_secrets, stored_region
+        from pipeline_utils.monitor.payloadstore import batch_row
+
+        body, count = frame.body, frame.count
+        tables_end = COUNT.size + count * META.size
+        statuses, elapsed_ms, logged_at, request_lengths, response_lengths = zip(
+            *META.iter_unpack(body[COUNT.size : tables_end]), strict=True
+        )
+        requests_end = tables_end + sum(request_lengths) + count
+        if len(body) != requests_end + sum(response_lengths) + count:
+            raise ValueError(f"a frame of {count} records whose bodies do not add up to its length {len(body)}")
+        secrets = clean_secrets(self.secrets.get(frame.slot))
+        requests = stored_region(body[tables_end:requests_end], request_lengths, secrets)
+        responses = stored_region(body[requests_end:], response_lengths, secrets)
+        return batch_row(self.names[frame.slot], logged_at, statuses, elapsed_ms, requests, responses)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
