@@ -103,6 +103,14 @@ def _boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def flag(value: Any, field: str) -> bool:
+    """``value`` as a boolean by the rule of :data:`Flag`; a BadInput naming ``field`` otherwise."""
+    try:
+        return _boolean(value)
+    except ValueError as exc:
+        raise BadInput(f"{exc}, not {value!r}", field=field) from None
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")

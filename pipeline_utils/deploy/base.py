@@ -201,6 +201,17 @@ class DeploymentTarget(Configurable, abc.ABC):
         """Whether a deployment of that name exists."""
         return any(row["name"] == name for row in self.list())
 
+    payload_log_elsewhere = False
+    """Whether deployments log their payloads where they run, for :meth:`sync_payload_log` to copy here (the
+    monitors call it before they read the log only then)."""
+
+    def sync_payload_log(self, name: str) -> int:
+        """Bring the local payload log up to date with what the deployment logged where it runs; how many records
+        were added. Called before monitors read the log. Blocks for the copy; idempotent; 0 where the deployment
+        writes the local log itself (the local runtime) or keeps none. Raises Unavailable when the target cannot be
+        reached."""
+        return 0
+
     # -- endpoints: a stable name and URL in front of deployments, with a traffic split --------------
 
     def _no_endpoints(self) -> BadInput:

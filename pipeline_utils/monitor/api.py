@@ -41,6 +41,25 @@ def monitor_service(backend: str | None = None) -> MonitorService:
     return get_monitor_service(backend)
 
 
+def sync_payload_log(deployment: str) -> int:
+    """Copy into the local payload log what the deployment logged where it runs (a deploy target that keeps its
+    own log, e.g. ``ray``), so that the monitors read it; how many records. A target that cannot be reached is a
+    one-line warning, and the monitors read what the log has."""
+    import os
+    import sys
+
+    from pipeline_utils.backends import implementation
+
+    target = implementation("deploy_target", os.environ)
+    if not getattr(target, "payload_log_elsewhere", False):
+        return 0
+    try:
+        return target.from_environment(os.environ).sync_payload_log(deployment)
+    except PipelineError as exc:
+        print(f"warning: the payload log of {deployment} was not brought up to date: {exc}", file=sys.stderr)
+        return 0
+
+
 def _has_data(monitor: MonitorInstance) -> bool:
     """Whether a monitor has anything to evaluate yet, as its definition says (``has_data``: definitions module)."""
     from pipeline_utils.monitor.checks import check_definition
@@ -93,6 +112,7 @@ def configure_monitors(
         raise
     runs = []
     if first_run:
+        sync_payload_log(deployment)
         for monitor in monitors:
             if _has_data(monitor):
                 runs.extend(service.run(deployment, monitor.monitor_id))
@@ -100,7 +120,9 @@ def configure_monitors(
 
 
 def run_monitors(deployment: str, monitor_id: str | None = None) -> list[Run]:
-    """``monitor run``: evaluate the deployment's monitors (or one) and store the runs."""
+    """``monitor run``: evaluate the deployment's monitors (or one) and store the runs (the payload log brought up
+    to date first)."""
+    sync_payload_log(deployment)
     return monitor_service().run(deployment, monitor_id)
 
 

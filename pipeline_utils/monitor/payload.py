@@ -40,10 +40,7 @@ from functools import lru_cache
 from itertools import accumulate, repeat
 from typing import Any
 
-import msgspec
-
 from pipeline_utils.jsondepth import MAX_DEPTH, too_deep
-from pipeline_utils.monitor.payloadstore import append_batches, batch_row
 from pipeline_utils.oip import TENSOR_DTYPES, split_binary
 
 MAX_STRING_CHARS = 1024
@@ -53,8 +50,6 @@ MASK = "***"
 _PLAIN = frozenset({int, float, bool, type(None)})
 _JSON_SPACE = b" \t\r\n"
 _OPENERS = (b"{", b"[")
-_SYNTAX = msgspec.json.Decoder(msgspec.Raw)  # checks a text's JSON syntax, building nothing
-_RAW_VALUES = msgspec.json.Decoder(list[msgspec.Raw])  # the same for an array's values, each kept as its text
 _OPENING_BYTES = frozenset(b"{[")
 _SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|^auth$|credential|cookie|private[_-]?key",
@@ -77,6 +72,16 @@ _WORDS = (b"\\", b"nan", b"infinity", b"pass", b"secret", b"token", b"apikey", b
           b"privatekey")  # searched one by one: ten substring searches beat one regex of ten alternatives
 _NUMBER_CHARS = frozenset("0123456789.e+-")
 _JSON_PUNCTUATION = frozenset('{}[],:" \t\r\n')
+
+@lru_cache(maxsize=1)
+def _msgspec() -> tuple[Any, Any, type[Exception]]:
+    """msgspec's syntax checks, imported on first use: a text's JSON (building nothing) and an array's values (each
+    kept as its text), and its error. Only the writer's paths use them, so the general path (:func:`stored_json`,
+    which a Ray replica runs) needs nothing but the standard library."""
+    import msgspec
+
+    return msgspec.json.Decoder(msgspec.Raw), msgspec.json.Decoder(list[msgspec.Raw]), msgspec.DecodeError
+
 
 class SentObject(dict):
     """A body's JSON object that is stored as ``text``, the body as sent (see the module docstring)."""
@@ -222,6 +227,12 @@ def _body_marker(raw: bytes | memoryview, reason: str) -> dict[str, Any]:
     return {"_truncated": True, "_bytes": len(raw), "_sha256": hashlib.sha256(raw).hexdigest(), "_reason": reason}
 
 
+def stored_json(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """The JSON text stored for one raw body by the general path (:func:`decode_body`, then redaction, caps and
+    masking), with the standard library only."""
+    return _stored_json(decode_body(raw), secrets)
+
+
 def stored_body(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
     """The JSON text stored for one raw body, as ``log_payloads`` stores ``decode_body(raw)``, at less cost.
 
@@ -301,9 +312,10 @@ def _region_as_sent(region: bytes, lengths: Sequence[int], secrets: tuple[str, .
     long = [index for index, length in enumerate(lengths) if length > 2 * MAX_DEPTH]  # short ones cannot nest deeper
     if any(too_deep(region[starts[index] : ends[index]]) for index in long):
         return False
+    _, raw_values, decode_error = _msgspec()
     try:
-        values = _RAW_VALUES.decode(b"[" + region[:-1] + b"]")
-    except (msgspec.DecodeError, RecursionError):
+        values = raw_values.decode(b"[" + region[:-1] + b"]")
+    except (decode_error, RecursionError):
         return False
     return len(values) == count and list(map(len, values)) == list(lengths)
 
@@ -313,7 +325,7 @@ def _stored_body(raw: bytes, secrets: tuple[str, ...], known_plain: bool) -> str
         text = raw.decode("ascii")
         if not secrets or (_only_in_tokens(secrets) and not _leaks(text, secrets)):
             return text
-    return _stored_json(decode_body(raw), secrets)
+    return stored_json(raw, secrets)
 
 
 def _as_sent_text(raw: bytes, known_plain: bool) -> bool:
@@ -322,9 +334,10 @@ def _as_sent_text(raw: bytes, known_plain: bool) -> bool:
         return False
     if raw.lstrip(_JSON_SPACE)[:1] not in _OPENERS:
         return False
+    syntax, _, decode_error = _msgspec()
     try:
-        _SYNTAX.decode(raw)
-    except msgspec.DecodeError:  # what msgspec refuses takes the general path, which decides as before
+        syntax.decode(raw)
+    except decode_error:  # what msgspec refuses takes the general path, which decides as before
         return False
     return True
 
@@ -477,6 +490,8 @@ def log_payloads(records: Iterable[dict[str, Any]], *, conn: sqlite3.Connection 
     Each record is a dict with ``deployment``, ``request``, ``response`` and optionally ``status``,
     ``elapsed_ms``, ``logged_at`` (UNIX time, default now) and ``secrets`` (values to mask).
     """
+    from pipeline_utils.monitor.payloadstore import append_batches, batch_row
+
     now = time.time()
     columns: dict[str, list[list[Any]]] = {}
     for record in records:

@@ -27,9 +27,8 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
-
-import msgspec
 
 from pipeline_utils.store import connect, register_schema, transaction
 from pipeline_utils.timeutil import from_epoch
@@ -60,16 +59,28 @@ Batch = tuple[str, float, float, int, str]
 
 
 _COLUMNS = b"[%s,%s,%s,[%s],[%s]]"
-_encode = msgspec.json.Encoder().encode  # non-finite floats become null
-_decoder = msgspec.json.Decoder()
+
+
+@lru_cache(maxsize=1)
+def _msgspec() -> tuple[Any, Any, type[Exception]]:
+    """msgspec's JSON encoder (non-finite floats become null) and decoder, and its error; imported on first use, so
+    that importing the monitor package needs only the standard library (a Ray replica imports it)."""
+    import msgspec
+
+    return msgspec.json.Encoder().encode, msgspec.json.Decoder().decode, msgspec.DecodeError
+
+
+def _encode(value: Any) -> bytes:
+    return _msgspec()[0](value)
 
 
 def _decode(body: bytes | str) -> Any:
     """A stored batch's JSON: by msgspec (about twice as fast as json.loads on a batch), or by the json module
     for a number msgspec refuses (one that overflows a float: the writers never store one, an older file might)."""
+    _, decode, decode_error = _msgspec()
     try:
-        return _decoder.decode(body)
-    except msgspec.DecodeError:
+        return decode(body)
+    except decode_error:
         return json.loads(body)
 _migrated: set[str] = set()
 _appended: dict[tuple[str, str], int] = {}  # (database, deployment) -> records this process appended unchecked

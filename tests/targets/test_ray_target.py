@@ -373,6 +373,7 @@ def test_fake_policy_maps_to_autoscaling_and_actor_options_with_fractional_cpus(
     assert target.get_profile("iris") == {
         "policy": {"kernel_min": 0, "kernel_max": 3, "kernel_delay_release_time": 30, "task_execution_timeout": 7},
         "resource": {"n_cpus": 0.5, "memory_allocation": 512, "enable_gpus": True},
+        "logging": {"payload": False},
     }
     target.update_profile("iris", {"policy.kernel_max": 5, "resource": {"n_cpus": 2}})
     deployment = fake.last_config()["applications"][0]["deployments"][0]
@@ -591,7 +592,8 @@ def test_fake_fractional_cpus_reach_num_cpus_as_they_are_and_a_bad_change_sends_
 
 # -- 2. the Serve application in Ray's in-process testing mode -------------------------------------------------
 
-def serve_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
+def serve_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                  query: str = "") -> Any:
     """A real Starlette request, as Serve's proxy hands one to the ingress."""
     from starlette.requests import Request
 
@@ -599,7 +601,7 @@ def serve_request(method: str, path: str, body: bytes = b"", headers: dict[str, 
         return {"type": "http.request", "body": body, "more_body": False}
 
     raw_headers = [(key.lower().encode(), value.encode()) for key, value in (headers or {}).items()]
-    scope = {"type": "http", "method": method, "path": path, "headers": raw_headers, "query_string": b"",
+    scope = {"type": "http", "method": method, "path": path, "headers": raw_headers, "query_string": query.encode(),
              "root_path": "", "scheme": "http", "server": ("127.0.0.1", 8000)}
     return Request(scope, receive)
 
@@ -1028,3 +1030,56 @@ def test_real_cluster_scales_a_deployment_from_one_to_two_kernels_under_load(ray
 
 if __name__ == "__main__" and sys.argv[1:2] == ["fake"]:
     run_fake(int(sys.argv[2]), Path(sys.argv[3]))
+
+
+KEYED_SCRIPT = """
+def init():
+    global key
+    key = API_KEY
+
+def run(raw_data):
+    return {"echo": raw_data, "key_length": len(key)}
+"""
+
+
+@pytest.mark.slow
+def test_real_cluster_payload_log_reaches_the_local_log_for_the_monitors(ray_cluster, tmp_path, monkeypatch,
+                                                                         mlops_home):
+    """logging.payload on a cluster deployment: the monitors' sync (pipeline_utils.monitor.api) copies what the
+    replicas logged into the local payload log, masked, once; stop copies the last ones; no custom-arg value is
+    left in a file."""
+    from pipeline_utils.backends.ray.target import RayServeTarget
+    from pipeline_utils.monitor import payloadstore
+    from pipeline_utils.monitor.api import sync_payload_log
+
+    for name in ("HOME", "MLOPS_RAY_DASHBOARD_URL", "MLOPS_RAY_SERVE_URL"):
+        monkeypatch.setenv(name, ray_cluster[name])
+    monkeypatch.setenv("MLOPS_DEPLOY_TARGET", "ray")
+    folder = tmp_path / "keyed"
+    folder.mkdir()
+    (folder / "score.py").write_text(KEYED_SCRIPT)
+    target = RayServeTarget.from_environment(os.environ)
+    policy = {"n_cpus": 0.5, "memory_allocation": 128, "kernel_min": 1, "kernel_max": 1,
+              "kernel_delay_release_time": 5, "task_execution_timeout": 30}
+    target.create("plog", folder, policy, custom_args={"API_KEY": SECRET})
+    assert target.update_profile("plog", {"logging.payload": True})["logging"] == {"payload": True}
+    target.start("plog", {"API_KEY": SECRET})
+    target.wait_ready("plog", timeout=180)
+    for i in range(30):
+        assert target.predict("plog", {"i": i, "note": f"my key is {SECRET}" if i == 3 else ""})[0] == 200
+    time.sleep(1.5)  # the replica sends every 0.5 s
+    assert sync_payload_log("plog") == 30
+    assert sync_payload_log("plog") == 0, "copied once"
+    records = payloadstore.payload_records("plog", limit=100)[::-1]
+    assert [r["request"]["i"] for r in records] == list(range(30))
+    assert records[3]["request"]["note"] == "my key is ***" and "***" in records[3]["response"]["echo"]
+    assert all(r["status"] == "200" and r["elapsed_ms"] > 0 for r in records)
+    assert records[0]["response"]["key_length"] == len(SECRET)
+    for i in range(30, 35):
+        assert target.predict("plog", {"i": i})[0] == 200
+    target.stop("plog")  # copies what the replica logged last, then drops the buffer
+    assert payloadstore.payload_count("plog") == 35
+    target.delete("plog")
+    for path in mlops_home.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path

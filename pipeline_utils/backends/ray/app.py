@@ -13,6 +13,14 @@ without a kernel; the deploy target PUTs the values to ``<route>/-/custom-args``
 keeps them in a detached named actor that only holds them in memory; every replica reads them from there before
 it starts its kernel. ``DELETE <route>/-/custom-args`` drops that actor (the target does so on stop and delete).
 
+Payload logging (``payload_log`` in the args): each replica keeps the requests its kernel ran and their answers,
+and every ``PAYLOAD_SEND_S`` stores them as the project's payload log does (secret-looking keys redacted, long
+values replaced, the custom-arg values masked: :func:`payload.stored_json`, on a thread of its own, off the request
+path) in the deployment's payload buffer, a detached named actor holding its latest ``PAYLOAD_KEEP`` records,
+numbered. The deploy target reads them with ``GET <route>/-/payloads?after=N`` (a page at a time, with the token
+whose SHA-256 is in the args) into the local payload log, where the monitors read them; ``DELETE`` drops the
+buffer.
+
 ``ray`` is imported only here, inside functions: the module imports without it.
 """
 
@@ -20,19 +28,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from pipeline_utils.kernels import handlers
 
 HOLDER_NAMESPACE = "mlops"
 READY_PATH = "/-/ready"
 CUSTOM_ARGS_PATH = "/-/custom-args"
-_IN_PROCESS_HOLDERS: dict[str, dict[str, str]] = {}
+PAYLOADS_PATH = "/-/payloads"
+PAYLOAD_TOKEN_HEADER = "x-mlops-payload-token"
+PAYLOAD_SEND_S = 0.5
+PAYLOAD_KEEP = 10_000
+PAYLOAD_PAGE = 1_000
+_IN_PROCESS_ACTORS: dict[str, Any] = {}
 
 
 def error(message: str) -> bytes:
@@ -57,12 +75,13 @@ class CustomArgsHolder:
         return self.values
 
 
-class CustomArgsStore:
-    """Where the replicas of one deployment find its custom args: a detached actor named ``holder`` on a cluster,
-    a dict of this process in Serve's in-process testing mode (no cluster there, a single process)."""
+class NamedActor:
+    """A detached named actor of class ``cls`` (created on first use, found by name from any replica) on a cluster;
+    one instance of ``cls`` in this process in Serve's in-process testing mode (no cluster there, one process)."""
 
-    def __init__(self, holder: str) -> None:
-        self.holder = holder
+    def __init__(self, name: str, cls: type) -> None:
+        self.name = name
+        self.cls = cls
 
     @staticmethod
     def _on_cluster() -> bool:
@@ -74,38 +93,80 @@ class CustomArgsStore:
         import ray
 
         if create:
-            remote = ray.remote(num_cpus=0)(CustomArgsHolder)
+            remote = ray.remote(num_cpus=0)(self.cls)
             return remote.options(
-                name=self.holder, namespace=HOLDER_NAMESPACE, lifetime="detached", get_if_exists=True
+                name=self.name, namespace=HOLDER_NAMESPACE, lifetime="detached", get_if_exists=True
             ).remote()
         try:
-            return ray.get_actor(self.holder, namespace=HOLDER_NAMESPACE)
+            return ray.get_actor(self.name, namespace=HOLDER_NAMESPACE)
         except ValueError:
             return None
 
-    async def get(self) -> dict[str, str] | None:
-        """The custom args, or None before they are given."""
+    async def call(self, method: str, *args: Any, create: bool = False) -> Any:
+        """``method(*args)`` on the actor (created first when ``create``); None when there is no actor."""
         if not self._on_cluster():
-            return _IN_PROCESS_HOLDERS.get(self.holder)
-        actor = self._actor(create=False)
-        return None if actor is None else await actor.get.remote()
+            instance = _IN_PROCESS_ACTORS.get(self.name)
+            if instance is None and create:
+                instance = _IN_PROCESS_ACTORS[self.name] = self.cls()
+            return None if instance is None else getattr(instance, method)(*args)
+        actor = self._actor(create)
+        return None if actor is None else await getattr(actor, method).remote(*args)
 
-    async def put(self, values: dict[str, str]) -> bool:
-        """Keep the values (first ones win); whether the kept ones are ``values``."""
+    def kill(self) -> None:
+        """End the actor and what it holds (nothing happens when there is none)."""
         if not self._on_cluster():
-            return _IN_PROCESS_HOLDERS.setdefault(self.holder, dict(values)) == values
-        return await self._actor(create=True).put.remote(values)
-
-    async def clear(self) -> None:
-        """Drop the values (the actor ends)."""
-        if not self._on_cluster():
-            _IN_PROCESS_HOLDERS.pop(self.holder, None)
+            _IN_PROCESS_ACTORS.pop(self.name, None)
             return
         import ray
 
         actor = self._actor(create=False)
         if actor is not None:
             ray.kill(actor)
+
+
+class CustomArgsStore:
+    """Where the replicas of one deployment find its custom args: the :class:`CustomArgsHolder` named ``holder``."""
+
+    def __init__(self, holder: str) -> None:
+        self.actor = NamedActor(holder, CustomArgsHolder)
+
+    async def get(self) -> dict[str, str] | None:
+        """The custom args, or None before they are given."""
+        return await self.actor.call("get")
+
+    async def put(self, values: dict[str, str]) -> bool:
+        """Keep the values (first ones win); whether the kept ones are ``values``."""
+        return await self.actor.call("put", values, create=True)
+
+    async def clear(self) -> None:
+        """Drop the values (the actor ends)."""
+        self.actor.kill()
+
+
+class PayloadBuffer:
+    """A detached named actor's state: one deployment's latest ``PAYLOAD_KEEP`` payload records (as stored), each
+    numbered from 1 in this actor's ``epoch`` (a new actor starts a new epoch), and how many older ones it dropped."""
+
+    def __init__(self) -> None:
+        self.epoch = secrets.token_hex(8)
+        self.records: deque[list[Any]] = deque(maxlen=PAYLOAD_KEEP)
+        self.last = 0
+        self.dropped = 0
+
+    def add(self, records: list[list[Any]]) -> int:
+        """Append records ``[logged_at, status, elapsed_ms, request JSON, response JSON]``; the last number."""
+        for record in records:
+            if len(self.records) == self.records.maxlen:
+                self.dropped += 1
+            self.last += 1
+            self.records.append([self.last, *record])
+        return self.last
+
+    def since(self, after: int, epoch: str, limit: int) -> dict[str, Any]:
+        """Up to ``limit`` records numbered above ``after`` (from the first, when ``epoch`` is not this actor's)."""
+        start = after if epoch == self.epoch else 0
+        records = [record for record in self.records if record[0] > start][:limit]
+        return {"epoch": self.epoch, "records": records, "last": self.last, "dropped": self.dropped}
 
 
 class KernelReplica:
@@ -120,6 +181,14 @@ class KernelReplica:
         self.custom_arg_names = sorted(args.get("custom_arg_names") or [])
         self.timeout = float(args["task_execution_timeout"])
         self.store = CustomArgsStore(str(args.get("custom_args_holder") or f"mlops-custom-args-{self.name}"))
+        self.payload_log = bool(args.get("payload_log"))
+        self.payload_token_sha256 = str(args.get("payload_token_sha256") or "")
+        self.payloads = NamedActor(str(args.get("payload_buffer") or f"mlops-payloads-{self.name}"), PayloadBuffer)
+        self.pending: list[tuple[float, int, float, bytes, bytes]] = []
+        self.pending_dropped = 0
+        self.sender: asyncio.Task | None = None
+        self.masker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="payloads")
+        self.secret_values: tuple[str, ...] = ()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernel")
         self.handler: Any = None
         self.turn = asyncio.Lock()
@@ -134,6 +203,7 @@ class KernelReplica:
         """Set the kernel's environment (after the process started: no value in its exec environment) and run the
         flavour's start (``on_kernel_start``, ``init()``, the model load) on the kernel thread."""
         kernel_globals = {**self.settings, **custom_args}
+        self.secret_values = tuple(custom_args.values())
         os.environ.update(kernel_globals)
         os.environ.update({
             "MLOPS_KERNEL_GLOBALS": ",".join(kernel_globals),
@@ -170,6 +240,9 @@ class KernelReplica:
             status, answer = await self._ready()
         elif path.endswith(CUSTOM_ARGS_PATH) and request.method in ("PUT", "DELETE"):
             status, answer = await self._custom_args(request.method, body)
+        elif path.endswith(PAYLOADS_PATH) and request.method in ("GET", "DELETE"):
+            status, answer = await self._payloads(request.method, request.headers.get(PAYLOAD_TOKEN_HEADER, ""),
+                                                  request.url.query)
         elif request.method == "POST":
             status, answer = await self._invoke(body)
         else:
@@ -214,13 +287,70 @@ class KernelReplica:
             self.running = self.executor.submit(handlers.answer_one, self.handler, body, self.next_id)
             self.running_since = time.monotonic()
             try:
-                return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self.running)), self.timeout)
+                status, answer = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self.running)),
+                                                        self.timeout)
             except asyncio.TimeoutError:
                 self.overran = self.running
-                return 504, error(f"task exceeded task_execution_timeout ({self.timeout:g} s); the replica is replaced")
+                status, answer = 504, error(
+                    f"task exceeded task_execution_timeout ({self.timeout:g} s); the replica is replaced")
             except Exception as exc:  # noqa: BLE001 - a request never takes the replica down
                 traceback.print_exc()
-                return 500, error(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
+                status, answer = 500, error(f"kernel error: {type(exc).__name__}: {handlers.one_line(exc)}")
+            if self.payload_log:
+                self._log(body, status, answer, (time.monotonic() - self.running_since) * 1000.0)
+            return status, answer
+
+    # -- payload logging --------------------------------------------------------------------------------------
+
+    def _log(self, body: bytes, status: int, answer: bytes, elapsed_ms: float) -> None:
+        """Keep one task for the next send (at most ``PAYLOAD_KEEP`` wait: the oldest are dropped, counted)."""
+        self.pending.append((time.time(), status, elapsed_ms, bytes(body), bytes(answer)))
+        if len(self.pending) > PAYLOAD_KEEP:
+            del self.pending[0]
+            self.pending_dropped += 1
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.get_running_loop().create_task(self._send_payloads())
+
+    async def _send_payloads(self) -> None:
+        """Every ``PAYLOAD_SEND_S`` while records wait: store them (on the masking thread) into the buffer."""
+        while self.pending:
+            await asyncio.sleep(PAYLOAD_SEND_S)
+            batch, self.pending = self.pending, []
+            try:
+                stored = await asyncio.get_running_loop().run_in_executor(self.masker, self._stored, batch)
+                await self.payloads.call("add", stored, create=True)
+            except Exception:  # noqa: BLE001 - logging never takes the replica down; the batch is lost, said so
+                traceback.print_exc()
+                print(f"mlops: payload log of {self.name}: {len(batch)} records lost", flush=True)
+
+    def _stored(self, batch: list[tuple[float, int, float, bytes, bytes]]) -> list[list[Any]]:
+        """The records as the payload log stores them (redacted, capped, custom-arg values masked)."""
+        from pipeline_utils.monitor.payload import clean_secrets, stored_json
+
+        masked = clean_secrets(self.secret_values)
+        return [[logged_at, status, round(elapsed_ms, 3), stored_json(request, masked), stored_json(answer, masked)]
+                for logged_at, status, elapsed_ms, request, answer in batch]
+
+    async def _payloads(self, method: str, token: str, query: str) -> tuple[int, bytes]:
+        """``GET ?after=N&epoch=E&limit=L``: a page of the buffer's records; ``DELETE``: drop the buffer. Both need
+        the token whose SHA-256 the args hold (payloads may hold personal data)."""
+        presented = hashlib.sha256(token.encode()).hexdigest()
+        if not self.payload_token_sha256 or not hmac.compare_digest(presented, self.payload_token_sha256):
+            return 403, error(f"the payload log of {self.name} needs its token ({PAYLOAD_TOKEN_HEADER})")
+        if method == "DELETE":
+            self.payloads.kill()
+            return 200, json.dumps({"name": self.name, "payloads": "dropped"}).encode()
+        params = parse_qs(query)
+        try:
+            after = int((params.get("after") or ["0"])[0])
+            limit = min(PAYLOAD_PAGE, max(1, int((params.get("limit") or [str(PAYLOAD_PAGE)])[0])))
+        except ValueError:
+            return 400, error("after and limit must be whole numbers")
+        page = await self.payloads.call("since", after, (params.get("epoch") or [""])[0], limit)
+        if page is None:
+            page = {"epoch": "", "records": [], "last": 0, "dropped": 0}
+        page["dropped"] += self.pending_dropped
+        return 200, json.dumps(page).encode()
 
     async def _kernel_free(self) -> bool:
         """Whether the kernel can take a task: a task whose caller went away (Serve cancelled the request) still
@@ -245,6 +375,7 @@ class KernelReplica:
         if handler is not None:
             self.executor.submit(handler.shutdown)
         self.executor.shutdown(wait=False)
+        self.masker.shutdown(wait=False)
 
 
 def build(args: dict[str, Any]) -> Any:

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from pipeline_utils.config.schema import ResourceConfigs, checked
+from pipeline_utils.config.schema import ResourceConfigs, checked, flag
 from pipeline_utils.deploy import profiles
 from pipeline_utils.deploy.routes import ENDPOINT_PREFIX, INFERENCE_PREFIX
 from pipeline_utils.errors import BadInput, Conflict
@@ -27,7 +27,8 @@ UPSCALE_DELAY_S = 2.0
 HEALTH_CHECK_PERIOD_S = 2.0
 POLICY_KEYS = ("kernel_min", "kernel_max", "kernel_delay_release_time", "task_execution_timeout")
 RESOURCE_KEYS = ("n_cpus", "memory_allocation", "enable_gpus")
-SECTION_OF = {**{key: "policy" for key in POLICY_KEYS}, **{key: "resource" for key in RESOURCE_KEYS}}
+SECTION_OF = {**{key: "policy" for key in POLICY_KEYS}, **{key: "resource" for key in RESOURCE_KEYS},
+              "payload": "logging"}
 KEPT_INSTANCE_OPTIONS = ("proxy_location", "http_options", "grpc_options", "target_capacity")
 
 
@@ -43,18 +44,22 @@ def checked_profile(resource_configs: dict[str, Any] | None) -> dict[str, Any]:
     return checked(ResourceConfigs, configs, lambda key: key)
 
 
-def sections(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The profile laid out as the local runtime shows it: ``policy`` and ``resource``."""
+def sections(profile: dict[str, Any], payload_log: bool = False) -> dict[str, dict[str, Any]]:
+    """The profile laid out as the local runtime shows it: ``policy``, ``resource`` and ``logging``."""
     return {
         "policy": {key: profile[key] for key in POLICY_KEYS},
         "resource": {key: profile[key] for key in RESOURCE_KEYS},
+        "logging": {"payload": payload_log},
     }
 
 
-def flat_changes(changes: dict[str, Any]) -> dict[str, Any]:
+def flat_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
     """Profile changes as flat resource-config keys, by the rule every target shares
-    (:func:`pipeline_utils.deploy.profiles.flat_changes`)."""
-    return profiles.flat_changes(changes, SECTION_OF)
+    (:func:`pipeline_utils.deploy.profiles.flat_changes`), and ``logging.payload`` (None when not changed) apart."""
+    flat = profiles.flat_changes(changes, SECTION_OF)
+    if "payload" not in flat:
+        return flat, None
+    return flat, flag(flat.pop("payload"), "logging.payload")
 
 
 def deployment_options(profile: dict[str, Any]) -> dict[str, Any]:
@@ -99,9 +104,13 @@ def application(
     settings: dict[str, str],
     custom_arg_names: list[str],
     holder: str,
+    payload_buffer: str,
+    payload_token_sha256: str,
+    payload_log: bool = False,
 ) -> dict[str, Any]:
     """The Serve application of deployment ``name``: its package as ``working_dir``, the project's code as
-    ``py_modules``, the flavour and kernel settings as builder args; custom args by name only."""
+    ``py_modules``, the flavour and kernel settings as builder args; custom args by name only; the payload buffer's
+    name and the SHA-256 of its token (never the token)."""
     return {
         "name": name,
         "route_prefix": f"{INFERENCE_PREFIX}{name}",
@@ -115,6 +124,9 @@ def application(
             "custom_arg_names": sorted(custom_arg_names),
             "custom_args_holder": holder,
             "task_execution_timeout": float(profile["task_execution_timeout"]),
+            "payload_log": payload_log,
+            "payload_buffer": payload_buffer,
+            "payload_token_sha256": payload_token_sha256,
         },
         "deployments": [deployment_options(profile)],
     }

@@ -4,21 +4,27 @@ dashboard's REST API (no ray import here), its replicas running the local runtim
 create uploads the package and adds the application to the cluster's config (GET, merge, PUT: a PUT replaces
 every application); start applies it again when it was stopped and hands the custom args to its replicas; stop and
 delete remove it from the config (the target keeps a stopped one's config under ``$MLOPS_HOME/deployments/ray``).
+With ``logging.payload`` on, :meth:`RayServeTarget.sync_payload_log` copies what the replicas logged into the local
+payload log (the monitors call it before they evaluate; stop and delete call it first).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pipeline_utils.backends.ray import config as serve_config
+from pipeline_utils.backends.ray.app import PAYLOAD_SEND_S, PAYLOAD_TOKEN_HEADER, PAYLOADS_PATH
 from pipeline_utils.backends.ray.endpoints import EndpointMethods
 from pipeline_utils.backends.ray.package import folder_package, package_name, project_package
 from pipeline_utils.backends.ray.records import Records
@@ -33,7 +39,7 @@ from pipeline_utils.deploy.base import DeployAssets, DeploymentTarget
 from pipeline_utils.deploy.flavours import detect
 from pipeline_utils.deploy.routes import INFERENCE_PREFIX
 from pipeline_utils.deploy.submission import edi_submission
-from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady, Unavailable
+from pipeline_utils.errors import BadInput, Conflict, NotFound, NotReady, PipelineError, Unavailable
 
 SERVE_URL_ENV = "MLOPS_RAY_SERVE_URL"
 DEFAULT_SERVE_URL = "http://127.0.0.1:8000"
@@ -60,6 +66,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
     """Deployments as Ray Serve applications of the cluster whose dashboard is ``rest`` and proxy ``serve_url``."""
 
     name = "ray"
+    payload_log_elsewhere = True
 
     def __init__(self, rest: RayRestClient, serve_url: str, home: Path, apply_timeout: float = 120.0) -> None:
         self.rest = rest
@@ -135,6 +142,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         flavour, entry = detect(Path(folder), kernel_filename)
         if self.records.exists(name) or name in self.rest.serve_details().get("applications", {}):
             raise Conflict(f"deployment name {name!r} is already in use on the Ray cluster", field="--name")
+        payload_token = secrets.token_urlsafe(32)
         app = serve_config.application(
             name,
             working_dir=self._upload(folder_package(folder)),
@@ -145,10 +153,13 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
             settings=plain,
             custom_arg_names=sorted(secret_values),
             holder=f"mlops-custom-args-{name}-{secrets.token_hex(6)}",
+            payload_buffer=f"mlops-payloads-{name}-{secrets.token_hex(6)}",
+            payload_token_sha256=hashlib.sha256(payload_token.encode()).hexdigest(),
         )
         self._apply(app)
         self.records.write({
             "name": name, "app": app, "profile": profile, "kernel_filename": kernel_filename, "started": True,
+            "payload_token": payload_token,
         })
         if secret_values:
             self._custom_args[name] = secret_values
@@ -231,6 +242,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         """Remove the application from the cluster's config and wait until Serve has let it go."""
         if record is not None:
             self._drop_custom_args(name, record)
+            self._drop_payloads(name, record)
         self._apply(None, drop=name)
         deadline = time.monotonic() + self.apply_timeout
         while name in self._applications():
@@ -243,7 +255,9 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         config for :meth:`start`. Idempotent."""
         record = self.records.read(name)
         if name in self._applications():
+            self._last_payloads(name, record)
             self._remove(name, record)
+        record = self.records.read(name)
         record["started"] = False
         self.records.write(record)
         return self.get(name)
@@ -255,10 +269,13 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         if record is not None or name in self._applications():
             self.release(name)
         if name in self._applications():
+            if record is not None:
+                self._last_payloads(name, record)
             self._remove(name, record)
         elif record is None:
             raise NotFound(f"no ray deployment named {name!r}", field="--name")
         self.records.remove(name)
+        self.payload_cursors.remove(name)
         self._custom_args.pop(name, None)
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -319,22 +336,124 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
             application=config,
         )
         if record:
-            row["profile"] = serve_config.sections(record["profile"])
+            row["profile"] = self._sections(record)
+            cursor = self._cursor(name)
+            row["payload_log"] = {"enabled": bool(args.get("payload_log")), "copied_up_to": cursor["after"],
+                                  "dropped_on_the_cluster": cursor["dropped"]}
         return row
 
+    @staticmethod
+    def _sections(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return serve_config.sections(record["profile"], bool(record["app"]["args"].get("payload_log")))
+
     def get_profile(self, name: str) -> dict[str, Any]:
-        """The kernel policy and resources, as the local runtime lays them out."""
-        return serve_config.sections(self.records.read(name)["profile"])
+        """The kernel policy, resources and payload logging, as the local runtime lays them out."""
+        return self._sections(self.records.read(name))
 
     def update_profile(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the policy or resources; a started deployment's application is applied again with them."""
+        """Change the policy, resources or payload logging (``logging.payload``); a started deployment's
+        application is applied again with them (Serve replaces its replicas)."""
         record = self.records.read(name)
-        profile = serve_config.checked_profile({**record["profile"], **serve_config.flat_changes(changes)})
-        record.update(profile=profile, app=serve_config.with_policy(record["app"], profile))
+        resource_changes, payload_log = serve_config.flat_changes(changes)
+        profile = serve_config.checked_profile({**record["profile"], **resource_changes})
+        app = serve_config.with_policy(record["app"], profile)
+        if payload_log is not None:
+            if "payload_token" not in record:
+                raise BadInput(f"deployment {name} was created by an earlier version without a payload log: delete "
+                               "and create it again to log its payloads", field="logging.payload")
+            app["args"]["payload_log"] = payload_log
+        record.update(profile=profile, app=app)
         if record["started"]:
             self._apply(record["app"])
         self.records.write(record)
-        return serve_config.sections(profile)
+        return self._sections(record)
+
+    # -- payload log -------------------------------------------------------------------------------------------
+
+    @property
+    def payload_cursors(self) -> Records:
+        """Per deployment, how far its payload buffer was copied: the buffer's epoch and the last record's number."""
+        return Records(self.home / "deployments" / "ray-payloads")
+
+    @contextlib.contextmanager
+    def _payload_lock(self) -> Iterator[None]:
+        """One copy at a time across processes (an exclusive lock on the cursors' folder), so none is made twice."""
+        folder = self.payload_cursors.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _cursor(self, name: str) -> dict[str, Any]:
+        cursors = self.payload_cursors
+        return cursors.read(name) if cursors.exists(name) else {"name": name, "epoch": "", "after": 0, "dropped": 0}
+
+    def sync_payload_log(self, name: str) -> int:
+        """Copy the records the replicas logged since the last copy into the local payload log, a page at a time;
+        how many. Blocks for the round trips; idempotent (a cursor per deployment, one copy at a time); 0 when
+        logging is off or the deployment does not run. The cluster keeps a deployment's latest 10,000 records: what
+        was not copied in time is dropped there (``deploy view`` says how many)."""
+        from pipeline_utils.monitor.payloadstore import append_batches, batch_row
+
+        record = self.records.read(name)
+        if not record["app"]["args"].get("payload_log") or "payload_token" not in record:
+            return 0
+        copied = 0
+        with self._payload_lock():
+            while True:
+                cursor = self._cursor(name)
+                page = self._payload_page(name, record["payload_token"], cursor)
+                if page is None:
+                    return copied
+                records = page["records"]
+                if records:
+                    _, logged_at, statuses, elapsed_ms, requests, responses = zip(*records, strict=True)
+                    append_batches([batch_row(name, logged_at, statuses, elapsed_ms, ",".join(requests).encode(),
+                                              ",".join(responses).encode())])
+                    copied += len(records)
+                after = records[-1][0] if records else cursor["after"] if cursor["epoch"] == page["epoch"] else 0
+                self.payload_cursors.write({"name": name, "epoch": page["epoch"], "after": after,
+                                            "dropped": page["dropped"]})
+                if not records:
+                    return copied
+
+    def _payload_page(self, name: str, token: str, cursor: dict[str, Any]) -> dict[str, Any] | None:
+        """One page of the deployment's payload buffer after ``cursor``; None when no replica answers."""
+        try:
+            response = httpx.get(f"{self.url(name)}{PAYLOADS_PATH}", timeout=60,
+                                 params={"after": cursor["after"], "epoch": cursor["epoch"]},
+                                 headers={PAYLOAD_TOKEN_HEADER: token})
+        except httpx.HTTPError:
+            return None
+        if response.status_code == 404 or response.status_code >= 500:
+            return None
+        if response.status_code != 200:
+            raise Unavailable(f"deployment {name} refused its payload log (HTTP {response.status_code}): "
+                              f"{_error_text(response)}")
+        return response.json()
+
+    def _last_payloads(self, name: str, record: dict[str, Any]) -> None:
+        """Before a deployment leaves the cluster: wait for its replicas' last send, copy what they logged."""
+        if not record["app"]["args"].get("payload_log"):
+            return
+        time.sleep(2 * PAYLOAD_SEND_S)
+        try:
+            self.sync_payload_log(name)
+        except PipelineError as exc:
+            print(f"ray: the payload log of {name} was not copied before it left the cluster: {exc}", file=sys.stderr)
+
+    def _drop_payloads(self, name: str, record: dict[str, Any]) -> None:
+        """Ask a replica to drop the deployment's payload buffer; a failure leaves it until the cluster stops."""
+        if "payload_token" not in record:
+            return
+        try:
+            httpx.delete(f"{self.url(name)}{PAYLOADS_PATH}", headers={PAYLOAD_TOKEN_HEADER: record["payload_token"]},
+                         timeout=30).raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"ray: the payload buffer of {name} stays in the cluster's memory until it stops "
+                  f"({type(exc).__name__})", file=sys.stderr)
+        with self._payload_lock():
+            self.payload_cursors.remove(name)
 
     def url(self, name: str) -> str:
         """The application's route on Serve's proxy: ``<serve url>/dlim/v1/inference/<name>``."""

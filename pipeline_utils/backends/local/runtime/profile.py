@@ -24,9 +24,9 @@ class RuntimeSettings(BaseModel):
 
     task_batch_size: NonNegativeInt = 0
     max_request_bytes: PositiveInt = 64 * 1024 * 1024
-    # Off by default: logging costs the daemon CPU per request (queueing here, JSON parsing, masking
-    # and SQLite writes in its writer thread, which shares the GIL with the event loop), and request
-    # bodies may hold personal data; users switch it on per deployment (see README).
+    # Off by default: logging costs CPU per request (buffering on the daemon's event loop; checks, masking
+    # and SQLite writes in its writer process), and request bodies may hold personal data; users switch it
+    # on per deployment (see README).
     payload: Flag = False
 
 
