@@ -1,13 +1,13 @@
 """Payload logging for the runtime, daemon side: the event loop streams raw records to a writer process.
 
-``put`` (on the event loop) parses nothing: it counts the record in the session's counts file and appends its
-status, latency, time and body lengths to the deployment's table of records, and the raw request and response bytes,
-each followed by a comma, to the deployment's request and response buffers. Every ``SEND_SECONDS`` (or as soon as
-``SEND_BYTES`` wait) each deployment's buffers become one ``RECORDS`` frame and one ``sendmsg`` hands them to the
-writer process (:mod:`payloadwriter`) over a Unix socket pair. The writer checks, masks and writes in its own
-process, so it does not share the daemon's GIL, and handles a whole frame with a few passes of C code over each
-buffer, never a Python step per record (see :func:`payload.stored_region`). A deployment's custom-arg values reach
-the writer over that socket only, once per deployment and when they change.
+``put`` (on the event loop, under a microsecond) parses nothing: it counts the record in the session's counts file
+and keeps its status, latency, time and body lengths (packed) and its raw request and response bytes in the
+deployment's lists. Every ``SEND_SECONDS`` (or as soon as ``SEND_BYTES`` wait) each deployment's lists are joined
+into one ``RECORDS`` frame (the requests back to back, each followed by a comma, then the responses) and one
+``sendmsg`` hands the frames to the writer process (:mod:`payloadwriter`) over a Unix socket pair. The writer
+checks, masks and writes in its own process, so it does not share the daemon's GIL, and handles a whole frame with a
+few passes of C code over each buffer, never a Python step per record (see :func:`payload.stored_region`). A
+deployment's custom-arg values reach the writer over that socket only, once per deployment and when they change.
 
 Bounded: a record that finds ``MAX_QUEUED`` records or ``MAX_QUEUED_BYTES`` of bodies waiting to be sent (the writer
 stuck) is refused; the writer keeps at most as many (and the newest frame) and drops the oldest frames; both count
@@ -124,24 +124,29 @@ class _Slot:
     """A deployment's place in a session's counts file, the custom-arg values its writer was given, and its
     records not framed yet (see the module docstring)."""
 
-    __slots__ = ("index", "sent", "refused", "secrets", "metas", "requests", "responses", "pending")
+    __slots__ = ("index", "sent", "refused", "secrets", "metas", "requests", "responses")
 
     def __init__(self, index: int, secrets: tuple) -> None:
         self.index = index
         self.sent = Counts.index(index, SENT)
         self.refused = Counts.index(index, REFUSED)
         self.secrets = secrets
-        self.metas = bytearray()
-        self.requests = bytearray()
-        self.responses = bytearray()
-        self.pending = 0
+        self.metas: list[bytes] = []
+        self.requests: list[bytes] = []
+        self.responses: list[bytes] = []
 
-    def frame(self) -> list[Any]:
-        """The buffered records as one ``RECORDS`` frame (a list of buffers to send); the buffers start afresh."""
-        body = (COUNT.pack(self.pending), self.metas, self.requests, self.responses)
-        length = sum(len(part) for part in body)
-        self.metas, self.requests, self.responses, self.pending = bytearray(), bytearray(), bytearray(), 0
-        return [ipc.HEADER.pack(length, self.index, RECORDS), *body]
+    @property
+    def pending(self) -> int:
+        """Records put and not framed yet."""
+        return len(self.metas)
+
+    def frame(self) -> list[bytes]:
+        """The buffered records as one ``RECORDS`` frame (a list of buffers to send, joined once here rather than
+        grown per record); the buffers start afresh."""
+        body = (COUNT.pack(len(self.metas)), b"".join(self.metas), b",".join(self.requests), b",",
+                b",".join(self.responses), b",")
+        self.metas, self.requests, self.responses = [], [], []
+        return [ipc.HEADER.pack(sum(len(part) for part in body), self.index, RECORDS), *body]
 
 
 class _Session:
@@ -259,32 +264,40 @@ class PayloadLog:
         """Hand one request/response pair to the writer; refused (counted as dropped) when its backlog is full."""
         with self.lock:
             session = self.session
-            if session is None or (deployment not in session.slots and len(session.slots) >= SLOTS):
-                session = self._open()
-                if session is None:
-                    self.finished[deployment][2] += 1
-                    return
-            slot = session.slots.get(deployment)
+            slot = None if session is None else session.slots.get(deployment)
             if slot is None or (slot.secrets is not secrets and slot.secrets != secrets):
-                slot = self._name_slot(session, deployment, secrets)
+                session, slot = self._slot_for(deployment, secrets)
+                if slot is None:
+                    return
             values = session.counts.values
             values[slot.sent] += 1
             size = len(request) + len(response) + RECORD_BYTES
             if session.out_bytes + size > MAX_QUEUED_BYTES or session.unsent >= MAX_QUEUED:
                 values[slot.refused] += 1
                 return
-            slot.metas += META.pack(status, elapsed_ms, time.time(), len(request), len(response))
-            slot.requests += request
-            slot.requests += b","
-            slot.responses += response
-            slot.responses += b","
-            slot.pending += 1
+            slot.metas.append(META.pack(status, elapsed_ms, time.time(), len(request), len(response)))
+            slot.requests.append(request if type(request) is bytes else bytes(request))
+            slot.responses.append(response if type(response) is bytes else bytes(response))
             session.unsent += 1
             session.out_bytes += size
             if session.out_bytes >= SEND_BYTES and not session.blocked:
                 self._pump(session)
-            if session.unsent and not session.scheduled:
+            if not session.scheduled:
                 self._schedule(session)
+
+    def _slot_for(self, deployment: str, secrets: tuple) -> tuple[_Session, _Slot | None]:
+        """(Lock held.) The live session and the deployment's slot in it, opening a session or naming the slot (and
+        sending its custom-arg values) first; no slot (the record counted as failed) while writers cannot start."""
+        session = self.session
+        if session is None or (deployment not in session.slots and len(session.slots) >= SLOTS):
+            session = self._open()
+            if session is None:
+                self.finished[deployment][2] += 1
+                return self.session, None  # type: ignore[return-value]
+        slot = session.slots.get(deployment)
+        if slot is None or (slot.secrets is not secrets and slot.secrets != secrets):
+            slot = self._name_slot(session, deployment, secrets)
+        return session, slot
 
     def queued(self, deployment: str | None = None) -> int:
         """Records handed to the writer and not yet written, dropped or failed."""
