@@ -11,7 +11,6 @@ storing it, so that a change with an expected revision is compare-and-set.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -50,10 +49,7 @@ class EndpointMethods:
     @contextlib.contextmanager
     def _changing(self) -> Iterator[None]:
         """Hold the endpoints' lock while one change is read, checked, applied and stored (not reentrant)."""
-        folder = self.endpoint_records.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self.endpoint_records.locked():
             yield
 
     def _endpoint(self, name: str) -> Endpoint:

@@ -4,7 +4,10 @@ deployments and split). Plain values only, never custom args."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,15 @@ class Records:
     def remove(self, name: str) -> None:
         """Forget deployment ``name``."""
         self.path(name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock on the folder (its ``.lock`` file) while the block runs, across processes (not
+        reentrant): a read-check-write of records made one at a time."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def names(self) -> list[str]:
         """Every recorded deployment, sorted."""

@@ -10,14 +10,12 @@ payload log (the monitors call it before they evaluate; stop and delete call it 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -375,15 +373,6 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         """Per deployment, how far its payload buffer was copied: the buffer's epoch and the last record's number."""
         return Records(self.home / "deployments" / "ray-payloads")
 
-    @contextlib.contextmanager
-    def _payload_lock(self) -> Iterator[None]:
-        """One copy at a time across processes (an exclusive lock on the cursors' folder), so none is made twice."""
-        folder = self.payload_cursors.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
     def _cursor(self, name: str) -> dict[str, Any]:
         cursors = self.payload_cursors
         return cursors.read(name) if cursors.exists(name) else {"name": name, "epoch": "", "after": 0, "dropped": 0}
@@ -399,7 +388,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         if not record["app"]["args"].get("payload_log") or "payload_token" not in record:
             return 0
         copied = 0
-        with self._payload_lock():
+        with self.payload_cursors.locked():  # one copy at a time: none is made twice
             while True:
                 cursor = self._cursor(name)
                 page = self._payload_page(name, record["payload_token"], cursor)
@@ -452,7 +441,7 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         except httpx.HTTPError as exc:
             print(f"ray: the payload buffer of {name} stays in the cluster's memory until it stops "
                   f"({type(exc).__name__})", file=sys.stderr)
-        with self._payload_lock():
+        with self.payload_cursors.locked():
             self.payload_cursors.remove(name)
 
     def url(self, name: str) -> str:
