@@ -82,6 +82,8 @@ def _decode(body: bytes | str) -> Any:
         return decode(body)
     except decode_error:
         return json.loads(body)
+
+
 _migrated: set[str] = set()
 _appended: dict[tuple[str, str], int] = {}  # (database, deployment) -> records this process appended unchecked
 
@@ -100,8 +102,8 @@ def batch_row(
 
     Without a Python step per record: the payload writer calls this per batch.
     """
+    now = time.time()
     if not all(map(math.isfinite, logged_at)):
-        now = time.time()
         logged_at = [value if math.isfinite(value) else now for value in logged_at]
     if not set(map(type, elapsed_ms)) <= {float, int, type(None)}:
         elapsed_ms = [value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -110,7 +112,6 @@ def batch_row(
         statuses = [None if value is None else str(value) for value in statuses]
     text = _COLUMNS % (_encode(list(map(float, logged_at))), _encode(list(statuses)), _encode(list(elapsed_ms)),
                        requests, responses)
-    now = time.time()
     return (deployment, float(min(logged_at, default=now)), float(max(logged_at, default=now)), len(logged_at), text)
 
 

@@ -255,7 +255,6 @@ class RayServeTarget(EndpointMethods, DeploymentTarget):
         if name in self._applications():
             self._last_payloads(name, record)
             self._remove(name, record)
-        record = self.records.read(name)
         record["started"] = False
         self.records.write(record)
         return self.get(name)

@@ -286,18 +286,16 @@ class PayloadLog:
                 self._schedule(session)
 
     def _slot_for(self, deployment: str, secrets: tuple) -> tuple[_Session, _Slot | None]:
-        """(Lock held.) The live session and the deployment's slot in it, opening a session or naming the slot (and
-        sending its custom-arg values) first; no slot (the record counted as failed) while writers cannot start."""
+        """(Lock held; ``put`` found no slot with these custom-arg values.) The live session, opened when needed, and
+        the deployment's slot in it, named with its values (sent to the writer); no slot (the record counted as
+        failed) while writers cannot start."""
         session = self.session
         if session is None or (deployment not in session.slots and len(session.slots) >= SLOTS):
             session = self._open()
             if session is None:
                 self.finished[deployment][2] += 1
                 return self.session, None  # type: ignore[return-value]
-        slot = session.slots.get(deployment)
-        if slot is None or (slot.secrets is not secrets and slot.secrets != secrets):
-            slot = self._name_slot(session, deployment, secrets)
-        return session, slot
+        return session, self._name_slot(session, deployment, secrets)
 
     def queued(self, deployment: str | None = None) -> int:
         """Records handed to the writer and not yet written, dropped or failed."""

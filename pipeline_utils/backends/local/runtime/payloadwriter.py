@@ -140,8 +140,7 @@ class Writer:
         self.batch = args.batch
         self.max_queued = args.max_queued
         self.max_queued_bytes = args.max_queued_bytes
-        self.buffer = bytearray(RECEIVE_BYTES)
-        self.filled = 0
+        self.reader = ipc.FrameReader()
         self.queue: deque[Frame] = deque()
         self.queued_records = 0
         self.queued_bytes = 0
@@ -179,49 +178,30 @@ class Writer:
         )
 
     def _receive(self) -> None:
-        """Read what the daemon has sent so far (at most one round's worth) into the buffer, without waiting."""
+        """Read what the daemon has sent so far (at most one round's worth), without waiting."""
         taken = 0
         while taken < RECEIVE_ROUND_BYTES and not self.eof:
-            with memoryview(self.buffer) as view:
-                try:
-                    count = self.sock.recv_into(view[self.filled :])
-                except BlockingIOError:
-                    return
-                except ConnectionError:
-                    count = 0
-            if not count:
+            try:
+                data = self.sock.recv(RECEIVE_BYTES)
+            except BlockingIOError:
+                return
+            except ConnectionError:
+                data = b""
+            if not data:
                 self.eof = True
                 return
-            taken += count
-            self.filled += count
-            self._take_frames()
+            taken += len(data)
+            for slot, kind, body in self.reader.feed(data):
+                self._frame(slot, kind, body)
 
-    def _take_frames(self) -> None:
-        """Handle the complete frames at the front of the buffer; keep an incomplete one, growing it to fit."""
-        buffer, end, offset = self.buffer, self.filled, 0
-        with memoryview(buffer) as view:
-            while end - offset >= ipc.HEADER_SIZE:
-                length, slot, kind = ipc.HEADER.unpack_from(buffer, offset)
-                start = offset + ipc.HEADER_SIZE
-                stop = start + length
-                if stop > end:
-                    break
-                body = bytes(view[start:stop])
-                if kind == RECORDS:
-                    self._enqueue(slot, body)
-                elif kind == SECRETS:
-                    self.names[slot] = self.counts.name(slot)
-                    self.secrets[slot] = tuple(json.loads(body))
-                elif kind == FLUSH:
-                    self.flush_mark = self.received
-                offset = stop
-        rest = end - offset
-        if offset and rest:
-            buffer[:rest] = buffer[offset:end]
-        self.filled = rest
-        wanted = ipc.HEADER_SIZE + ipc.HEADER.unpack_from(buffer)[0] if rest >= ipc.HEADER_SIZE else RECEIVE_BYTES
-        if wanted > len(buffer) or (len(buffer) > RECEIVE_BYTES and wanted <= RECEIVE_BYTES):
-            self.buffer = buffer[:rest] + bytes(max(wanted, RECEIVE_BYTES) - rest)  # grown for a large frame, or back
+    def _frame(self, slot: int, kind: int, body: bytes) -> None:
+        if kind == RECORDS:
+            self._enqueue(slot, body)
+        elif kind == SECRETS:
+            self.names[slot] = self.counts.name(slot)
+            self.secrets[slot] = tuple(json.loads(body))
+        elif kind == FLUSH:
+            self.flush_mark = self.received
 
     def _enqueue(self, slot: int, body: bytes) -> None:
         """Queue a ``RECORDS`` frame; drop the oldest frames while more than ``max_queued`` records or
